@@ -1,0 +1,37 @@
+# `make demo` and `make test` work on a fresh machine: each sets up .venv first.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NEEDLE_DATA ?= $(abspath ../shared/data)
+export NEEDLE_DATA
+
+.PHONY: demo test test-fast bench lint clean
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.demo: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e ".[datasets,viz,progress]"
+	touch $@
+
+$(VENV)/.test: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install -q -e ".[test,datasets,viz,progress]"
+	touch $@
+
+demo: $(VENV)/.demo
+	$(PY) examples/softmax_regression.py --data digits
+
+test: $(VENV)/.test
+	$(PY) -m pytest -n 2 needle tests
+
+test-fast: $(VENV)/.test
+	$(PY) -m pytest -n 2 -m "not slow" needle tests
+
+lint: $(VENV)/.test
+	$(PY) -m mypy
+
+bench: $(VENV)/.test
+	$(PY) bench/core.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache

@@ -1,0 +1,21 @@
+"""needle: a deep-learning framework you can read end to end.
+
+>>> import needle as ndl
+>>> x = ndl.Tensor([1.0, 2.0, 3.0])
+>>> (x * x).sum().backward()
+>>> x.grad.numpy()
+array([2., 4., 6.], dtype=float32)
+"""
+
+from . import backend_ndarray, ops
+from . import data, init, nn, optim
+from .autograd import Tensor, TensorTuple, Value, enable_grad, is_grad_enabled, no_grad
+from .backend_ndarray import all_devices, cpu, cpu_numpy, cuda, default_device
+from .ops import (add, add_scalar, astype, broadcast_to, concatenate, dilate, divide,
+                  divide_scalar, equal, exp, flip, getitem, greater, greater_equal, index_add,
+                  less, less_equal, log, logical_not, logsoftmax, logsumexp, make_tuple, matmul,
+                  max, maximum, mean, mul_scalar, multiply, negate, not_equal, pad, permute,
+                  power, power_scalar, relu, reshape, sigmoid, softmax, split, sqrt, stack, sub,
+                  summation, tanh, transpose, tuple_get_item, undilate, where)
+
+__version__ = "0.1.0"

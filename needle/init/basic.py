@@ -1,0 +1,68 @@
+"""Constant and random tensors. Randomness comes from numpy's global RNG (``np.random``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import Tensor
+from ..backend_ndarray import Device, default_device
+
+
+def rand(*shape: int, low: float = 0.0, high: float = 1.0, device: Device | None = None,
+         dtype: str = "float32", requires_grad: bool = False) -> Tensor:
+    """Uniform on [low, high): ``low + (high - low) * np.random.rand(*shape)``."""
+    array = (device or default_device()).rand(*shape, dtype=dtype) * (high - low) + low
+    return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def randn(*shape: int, mean: float = 0.0, std: float = 1.0, device: Device | None = None,
+          dtype: str = "float32", requires_grad: bool = False) -> Tensor:
+    """Normal: ``std * np.random.randn(*shape) + mean``."""
+    array = (device or default_device()).randn(*shape, dtype=dtype) * std + mean
+    return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def randb(*shape: int, p: float = 0.5, device: Device | None = None, dtype: str = "bool",
+          requires_grad: bool = False) -> Tensor:
+    """Bernoulli(p) booleans: ``np.random.rand(*shape) <= p``."""
+    array = (device or default_device()).rand(*shape) <= p
+    return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def constant(*shape: int, c: float = 1.0, device: Device | None = None, dtype: str = "float32",
+             requires_grad: bool = False) -> Tensor:
+    """A tensor of ``shape`` filled with ``c``."""
+    array = (device or default_device()).full(shape, c, dtype=dtype)
+    return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def ones(*shape: int, device: Device | None = None, dtype: str = "float32",
+         requires_grad: bool = False) -> Tensor:
+    return constant(*shape, c=1.0, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def zeros(*shape: int, device: Device | None = None, dtype: str = "float32",
+          requires_grad: bool = False) -> Tensor:
+    return constant(*shape, c=0.0, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def one_hot(n: int, i: Any, device: Device | None = None, dtype: str = "float32",
+            requires_grad: bool = False) -> Tensor:
+    """Rows ``i`` of the n×n identity (``i``: ints, an array or a Tensor of class ids)."""
+    index = i.numpy() if isinstance(i, Tensor) else np.asarray(i)
+    array = (device or default_device()).one_hot(n, index.astype(np.int64), dtype=dtype)
+    return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
+
+
+def zeros_like(array: Tensor, *, device: Device | None = None,
+               requires_grad: bool = False) -> Tensor:
+    return zeros(*array.shape, dtype=array.dtype, device=device or array.device,
+                 requires_grad=requires_grad)
+
+
+def ones_like(array: Tensor, *, device: Device | None = None,
+              requires_grad: bool = False) -> Tensor:
+    return ones(*array.shape, dtype=array.dtype, device=device or array.device,
+                requires_grad=requires_grad)

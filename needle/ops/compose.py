@@ -1,0 +1,44 @@
+"""Ops composed from primitives: no backward code of their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Tensor
+from .axes import Axes, normalize_axes
+from .broadcast import is_scalar
+from .elementwise import add, add_scalar, exp, negate, power_scalar, tanh
+from .logarithmic import logsoftmax
+from .reduce import summation
+
+
+def sub(lhs: Any, rhs: Any) -> Tensor:
+    """lhs - rhs = lhs + (-rhs), broadcasting; either may be a number."""
+    if is_scalar(rhs):
+        return add_scalar(lhs, -rhs)
+    if is_scalar(lhs):
+        return add_scalar(negate(rhs), lhs)
+    return add(lhs, negate(rhs))
+
+
+def mean(a: Tensor, axes: Axes = None, keepdims: bool = False) -> Tensor:
+    """The average over ``axes`` (all by default)."""
+    axes = normalize_axes(axes, a.ndim)
+    count = 1
+    for axis in axes:
+        count *= a.shape[axis]
+    return summation(a, axes, keepdims=keepdims) / count
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    """1 / (1 + e^-a), computed as (1 + tanh(a/2)) / 2 so it never overflows."""
+    return (tanh(a * 0.5) + 1) * 0.5
+
+
+def softmax(a: Tensor, axis: int = -1) -> Tensor:
+    """e^a / sum e^a along ``axis``, as exp(logsoftmax) for stability."""
+    return exp(logsoftmax(a, axis))
+
+
+def sqrt(a: Tensor) -> Tensor:
+    return power_scalar(a, 0.5)

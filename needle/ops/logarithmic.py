@@ -1,0 +1,55 @@
+"""Numerically stable log-sum-exp and log-softmax: primitives for stability, not speed."""
+
+from __future__ import annotations
+
+from ..autograd import NDArray, Tensor, TensorOp
+from .axes import Axes, keepdims_shape, normalize_axes, reduced_shape
+from .elementwise import exp
+from .reduce import summation
+from .shape import broadcast_to, reshape
+
+
+def _stable_lse(a: NDArray, axes: Axes) -> NDArray:
+    """log sum exp over ``axes`` with keepdims, shifting by the max so nothing overflows."""
+    shift = a.max(axis=axes, keepdims=True)
+    shifted = a - shift.broadcast_to(a.shape)
+    return shifted.exp().sum(axis=axes, keepdims=True).log() + shift
+
+
+class LogSumExp(TensorOp):
+    """f(a) = log sum_i exp a_i over ``axes``; df = g softmax(a), finite for any input."""
+
+    def __init__(self, axes: Axes = None):
+        self.axes = axes
+
+    def compute(self, a: NDArray) -> NDArray:
+        return _stable_lse(a, self.axes).reshape(reduced_shape(a.shape, self.axes))
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        a = node.inputs[0]
+        kept = keepdims_shape(a.shape, self.axes)
+        softmax = exp(a - broadcast_to(reshape(node, kept), a.shape))
+        return broadcast_to(reshape(out_grad, kept), a.shape) * softmax
+
+
+def logsumexp(a: Tensor, axes: Axes = None) -> Tensor:
+    return LogSumExp(normalize_axes(axes, a.ndim))(a)
+
+
+class LogSoftmax(TensorOp):
+    """f(a) = a - logsumexp(a) along ``axis``; df = g - softmax(a) sum(g)."""
+
+    def __init__(self, axis: int = -1):
+        self.axis = axis
+
+    def compute(self, a: NDArray) -> NDArray:
+        return a - _stable_lse(a, self.axis).broadcast_to(a.shape)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        total = summation(out_grad, self.axis, keepdims=True)
+        return out_grad - exp(node) * broadcast_to(total, node.shape)
+
+
+def logsoftmax(a: Tensor, axis: int = -1) -> Tensor:
+    """log softmax along ``axis`` (the last axis by default, as for 2-D logits)."""
+    return LogSoftmax(normalize_axes(axis, a.ndim)[0])(a)
