@@ -78,20 +78,20 @@ class Op:
     #: False for ops with no derivative (comparisons): their results never require grad.
     differentiable = True
 
-    def __call__(self, *args: Value) -> Value:
+    def __call__(self, *args: Any) -> Any:
         raise NotImplementedError
 
-    def compute(self, *args: NDArray) -> Any:
+    def compute(self, *args: Any) -> Any:
         """The forward value from the inputs' NDArrays."""
         raise NotImplementedError
 
-    def gradient(self, out_grad: Value, node: Value) -> Value | tuple[Value | None, ...]:
+    def gradient(self, out_grad: Any, node: Any) -> Any:
         """The adjoint of each input given the adjoint ``out_grad`` of the output ``node``.
 
         An entry may be None for an input that needs no gradient."""
         raise NotImplementedError
 
-    def gradient_as_tuple(self, out_grad: Value, node: Value) -> tuple[Value | None, ...]:
+    def gradient_as_tuple(self, out_grad: Any, node: Any) -> tuple[Any, ...]:
         grads = self.gradient(out_grad, node)
         if isinstance(grads, tuple):
             return grads
@@ -133,7 +133,7 @@ class Value:
 
     __slots__ = ("op", "inputs", "cached_data", "requires_grad", "grad", "__weakref__")
     op: Op | None
-    inputs: tuple[Value, ...]
+    inputs: tuple[Any, ...]
     cached_data: Any
     requires_grad: bool
     grad: Any

@@ -11,44 +11,44 @@ from ..backend_ndarray import Device, default_device
 
 
 def rand(*shape: int, low: float = 0.0, high: float = 1.0, device: Device | None = None,
-         dtype: str = "float32", requires_grad: bool = False) -> Tensor:
+         dtype: Any = "float32", requires_grad: bool = False) -> Tensor:
     """Uniform on [low, high): ``low + (high - low) * np.random.rand(*shape)``."""
     array = (device or default_device()).rand(*shape, dtype=dtype) * (high - low) + low
     return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
 def randn(*shape: int, mean: float = 0.0, std: float = 1.0, device: Device | None = None,
-          dtype: str = "float32", requires_grad: bool = False) -> Tensor:
+          dtype: Any = "float32", requires_grad: bool = False) -> Tensor:
     """Normal: ``std * np.random.randn(*shape) + mean``."""
     array = (device or default_device()).randn(*shape, dtype=dtype) * std + mean
     return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
-def randb(*shape: int, p: float = 0.5, device: Device | None = None, dtype: str = "bool",
+def randb(*shape: int, p: float = 0.5, device: Device | None = None, dtype: Any = "bool",
           requires_grad: bool = False) -> Tensor:
     """Bernoulli(p) booleans: ``np.random.rand(*shape) <= p``."""
     array = (device or default_device()).rand(*shape) <= p
     return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
-def constant(*shape: int, c: float = 1.0, device: Device | None = None, dtype: str = "float32",
+def constant(*shape: int, c: float = 1.0, device: Device | None = None, dtype: Any = "float32",
              requires_grad: bool = False) -> Tensor:
     """A tensor of ``shape`` filled with ``c``."""
     array = (device or default_device()).full(shape, c, dtype=dtype)
     return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
-def ones(*shape: int, device: Device | None = None, dtype: str = "float32",
+def ones(*shape: int, device: Device | None = None, dtype: Any = "float32",
          requires_grad: bool = False) -> Tensor:
     return constant(*shape, c=1.0, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
-def zeros(*shape: int, device: Device | None = None, dtype: str = "float32",
+def zeros(*shape: int, device: Device | None = None, dtype: Any = "float32",
           requires_grad: bool = False) -> Tensor:
     return constant(*shape, c=0.0, device=device, dtype=dtype, requires_grad=requires_grad)
 
 
-def one_hot(n: int, i: Any, device: Device | None = None, dtype: str = "float32",
+def one_hot(n: int, i: Any, device: Device | None = None, dtype: Any = "float32",
             requires_grad: bool = False) -> Tensor:
     """Rows ``i`` of the n×n identity (``i``: ints, an array or a Tensor of class ids)."""
     index = i.numpy() if isinstance(i, Tensor) else np.asarray(i)
