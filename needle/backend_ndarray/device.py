@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 if TYPE_CHECKING:
     from .ndarray import NDArray
@@ -18,46 +19,54 @@ if TYPE_CHECKING:
 Shape = tuple[int, ...]
 
 
+class _Unavailable(ModuleType):
+    """The array module of a device this machine lacks: any use raises a clear error."""
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise RuntimeError(f"device {self.__name__}() is not available on this machine "
+                           "(it needs CuPy and a CUDA GPU); use ndl.cpu()")
+
+
 class Device:
     """A named device whose arrays are made and computed by the array module ``xp``."""
 
     def __init__(self, name: str, xp: ModuleType | None):
         self.name = name
-        self.xp = xp
+        self.xp: ModuleType = _Unavailable(name) if xp is None else xp
 
     def enabled(self) -> bool:
         """True when this device can hold arrays on this machine."""
-        return self.xp is not None
+        return not isinstance(self.xp, _Unavailable)
 
     def __repr__(self) -> str:
         return f"{self.name}()"
 
     def module(self) -> ModuleType:
-        """The array module, or a clear error when the device is not available here."""
-        if self.xp is None:
-            raise RuntimeError(f"device {self.name}() is not available on this machine "
-                               "(it needs CuPy and a CUDA GPU); use ndl.cpu()")
+        """The array module (numpy or CuPy); using a disabled device's module raises."""
         return self.xp
 
     def from_numpy(self, array: np.ndarray) -> Any:
         """Copy a host (numpy) array onto this device."""
         return self.module().asarray(array)
 
-    def empty(self, shape: Shape, dtype: str = "float32") -> NDArray:
+    def empty(self, shape: Shape, dtype: DTypeLike = "float32") -> NDArray:
         return _wrap(self.module().empty(shape, dtype=dtype), self)
 
-    def full(self, shape: Shape, fill_value: float, dtype: str = "float32") -> NDArray:
+    def full(self, shape: Shape, fill_value: float, dtype: DTypeLike = "float32") -> NDArray:
         return _wrap(self.module().full(shape, fill_value, dtype=dtype), self)
 
-    def rand(self, *shape: int, dtype: str = "float32") -> NDArray:
+    def rand(self, *shape: int, dtype: DTypeLike = "float32") -> NDArray:
         """Uniform [0, 1) samples drawn from numpy's global RNG (``np.random.rand``)."""
         return _wrap(self.from_numpy(np.random.rand(*shape).astype(dtype)), self)
 
-    def randn(self, *shape: int, dtype: str = "float32") -> NDArray:
+    def randn(self, *shape: int, dtype: DTypeLike = "float32") -> NDArray:
         """Standard normal samples drawn from numpy's global RNG (``np.random.randn``)."""
         return _wrap(self.from_numpy(np.random.randn(*shape).astype(dtype)), self)
 
-    def one_hot(self, n: int, index: Sequence[int] | np.ndarray, dtype: str = "float32") -> NDArray:
+    def one_hot(self, n: int, index: Sequence[int] | np.ndarray,
+                dtype: DTypeLike = "float32") -> NDArray:
         """Rows ``index`` of the n×n identity: shape ``index.shape + (n,)``."""
         xp = self.module()
         return _wrap(xp.eye(n, dtype=dtype)[xp.asarray(index, dtype=np.int64)], self)

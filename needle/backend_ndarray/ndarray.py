@@ -14,6 +14,7 @@ import operator
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .device import Device, Shape, default_device
 
@@ -24,7 +25,8 @@ Scalar = int | float | bool
 def _wrap(array: Any, device: Device) -> NDArray:
     """An NDArray around an array of ``device``'s module, without copying (the hot path)."""
     out = object.__new__(NDArray)
-    out._array = array
+    # numpy reduces 0-d results to scalars; keep an array so setitem and numpy() behave
+    out._array = np.asarray(array) if isinstance(array, np.generic) else array
     out._device = device
     return out
 
@@ -50,7 +52,7 @@ class NDArray:
     _array: Any
     _device: Device
 
-    def __init__(self, other: Any, device: Device | None = None, dtype: str | None = None):
+    def __init__(self, other: Any, device: Device | None = None, dtype: DTypeLike | None = None):
         if isinstance(other, NDArray):
             device = device or other.device
             source = other._array if device is other.device else other.numpy()
@@ -67,7 +69,7 @@ class NDArray:
 
     @staticmethod
     def make(shape: Shape, strides: Shape | None = None, device: Device | None = None,
-             handle: Any = None, offset: int = 0, dtype: str = "float32") -> NDArray:
+             handle: Any = None, offset: int = 0, dtype: DTypeLike = "float32") -> NDArray:
         """A view of ``shape`` and ``strides`` (elements) at ``offset`` into a flat ``handle``."""
         device = device or default_device()
         xp = device.module()
@@ -75,8 +77,9 @@ class NDArray:
             handle = xp.empty(offset + math.prod(shape), dtype=dtype)
         elif isinstance(handle, NDArray):
             handle = handle.compact()._array
+        strides = compact_strides(shape) if strides is None else tuple(strides)
+        _check_inside(shape, strides, offset, handle.size)
         flat = handle.reshape(-1)[offset:]
-        strides = compact_strides(shape) if strides is None else strides
         byte_strides = tuple(s * flat.itemsize for s in strides)
         return _wrap(xp.lib.stride_tricks.as_strided(flat, shape, byte_strides), device)
 
@@ -123,7 +126,7 @@ class NDArray:
         """This array on ``device`` (self when it is already there)."""
         return self if device is self._device else NDArray(self.numpy(), device=device)
 
-    def astype(self, dtype: Any) -> NDArray:
+    def astype(self, dtype: DTypeLike) -> NDArray:
         return self if self.dtype == dtype else _wrap(self._array.astype(dtype), self._device)
 
     def fill(self, value: Scalar) -> None:
@@ -186,7 +189,11 @@ class NDArray:
     # ------------------------------------------------------------------ indexing
     def __getitem__(self, index: Any) -> NDArray:
         """Ints and slices give a view that shares memory; integer arrays give a copy."""
-        return _wrap(self._array[self._index(index)], self._device)
+        index = self._index(index)
+        out = self._array[index]
+        if isinstance(out, np.generic):  # all ints: numpy copies a scalar; take a 0-d view
+            out = self._array[(index if isinstance(index, tuple) else (index,)) + (Ellipsis,)]
+        return _wrap(out, self._device)
 
     def __setitem__(self, index: Any, value: NDArray | Scalar) -> None:
         if isinstance(value, NDArray):
@@ -286,8 +293,9 @@ class NDArray:
         return _wrap(self._array.sum(axis=axis, keepdims=keepdims), self._device)
 
     def max(self, axis: Axes = None, keepdims: bool = False) -> NDArray:
-        if self.size == 0:
-            raise ValueError(f"max of an empty array (shape {self.shape}) is undefined")
+        if self.size == 0 and any(self.shape[i] == 0 for i in _axes_tuple(axis, self.ndim)):
+            raise ValueError(f"max over an empty axis is undefined: shape {self.shape}, "
+                             f"axis {axis}")
         return _wrap(self._array.max(axis=axis, keepdims=keepdims), self._device)
 
     def __matmul__(self, other: NDArray) -> NDArray:
@@ -313,6 +321,27 @@ def _blas_ready(array: Any, xp: Any) -> Any:
             (rows == item and cols >= array.shape[-2] * item):
         return array
     return xp.ascontiguousarray(array)
+
+
+def _axes_tuple(axis: Axes, ndim: int) -> tuple[int, ...]:
+    """``axis`` as a tuple (None: every axis)."""
+    if axis is None:
+        return tuple(range(ndim))
+    return (axis,) if isinstance(axis, int) else tuple(axis)
+
+
+def _check_inside(shape: Shape, strides: Shape, offset: int, size: int) -> None:
+    """A clear error when a view of ``shape``/``strides`` at ``offset`` leaves the buffer."""
+    if len(strides) != len(shape):
+        raise ValueError(f"NDArray.make: shape {shape} and strides {strides} differ in length")
+    if math.prod(shape) == 0:
+        return
+    first = offset + sum(s * (d - 1) for d, s in zip(shape, strides) if s < 0)
+    last = offset + sum(s * (d - 1) for d, s in zip(shape, strides) if s > 0)
+    if first < 0 or last >= size:
+        raise ValueError(f"NDArray.make: shape {shape} with strides {strides} at offset "
+                         f"{offset} reaches elements {first}..{last}, outside a buffer of "
+                         f"{size} elements")
 
 
 def _infer_shape(old_shape: Shape, new_shape: Shape) -> Shape:
@@ -342,16 +371,17 @@ def broadcast_shapes(lhs: Shape, rhs: Shape) -> Shape:
 
 
 # ---------------------------------------------------------------------- module functions
-def array(a: Any, dtype: str | None = "float32", device: Device | None = None) -> NDArray:
+def array(a: Any, dtype: DTypeLike = "float32", device: Device | None = None) -> NDArray:
     """A new NDArray holding a copy of ``a`` (a list, numpy array or NDArray)."""
     return NDArray(a, device=device, dtype=dtype)
 
 
-def empty(shape: Shape, dtype: str = "float32", device: Device | None = None) -> NDArray:
+def empty(shape: Shape, dtype: DTypeLike = "float32",
+          device: Device | None = None) -> NDArray:
     return (device or default_device()).empty(shape, dtype)
 
 
-def full(shape: Shape, fill_value: Scalar, dtype: str = "float32",
+def full(shape: Shape, fill_value: Scalar, dtype: DTypeLike = "float32",
          device: Device | None = None) -> NDArray:
     return (device or default_device()).full(shape, fill_value, dtype)
 
@@ -396,5 +426,14 @@ def index_add(shape: Shape, index: Any, values: NDArray) -> NDArray:
     device = values.device
     out = device.xp.zeros(shape, dtype=values.dtype)
     index = NDArray._index(values, index)
-    device.xp.add.at(out, index, values._array)
+    if _is_basic(index):  # ints and slices never repeat a position: assignment is enough
+        out[index] = values._array
+    else:
+        device.xp.add.at(out, index, values._array)
     return _wrap(out, device)
+
+
+def _is_basic(index: Any) -> bool:
+    """True when ``index`` holds only ints, slices, None and Ellipsis (numpy basic indexing)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis))) for i in items)
