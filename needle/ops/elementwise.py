@@ -125,13 +125,15 @@ class EWisePow(TensorOp):
     def compute(self, a: NDArray, b: NDArray) -> NDArray:
         return a ** b
 
-    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
         lhs, rhs = node.inputs
-        return out_grad * rhs * lhs ** (rhs - 1), out_grad * node * log(lhs)
+        grad_lhs = out_grad * rhs * lhs ** (rhs - 1) if lhs.requires_grad else None
+        grad_rhs = out_grad * node * log(lhs) if rhs.requires_grad else None
+        return grad_lhs, grad_rhs
 
 
 class PowerScalar(TensorOp):
-    """f(a) = a^c for a number c; df = g c a^(c-1)."""
+    """f(a) = a^c for a number c; df = g c a^(c-1) (zero for c = 0, as in PyTorch)."""
 
     def __init__(self, scalar: float):
         self.scalar = scalar
@@ -140,6 +142,8 @@ class PowerScalar(TensorOp):
         return a ** self.scalar
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        if self.scalar == 0:  # c a^(c-1) would be 0 * inf = nan at a = 0
+            return out_grad * 0
         a = node.inputs[0]
         return out_grad * (a ** (self.scalar - 1) * self.scalar)
 

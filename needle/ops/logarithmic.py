@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
+from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor, TensorOp
-from .axes import Axes, keepdims_shape, normalize_axes, reduced_shape
+from .axes import ArrayAxes, Axes, as_array_axes, keepdims_shape, normalize_axes, reduced_shape
 from .elementwise import exp
 from .reduce import summation
 from .shape import broadcast_to, reshape
 
 
-def _stable_lse(a: NDArray, axes: Axes) -> NDArray:
+def _stable_lse(a: NDArray, axes: ArrayAxes) -> NDArray:
     """log sum exp over ``axes`` with keepdims, shifting by the max so nothing overflows."""
+    if a.size == 0:  # the log of an empty sum is -inf (PyTorch); the max would be undefined
+        return nd.full(keepdims_shape(a.shape, axes), -math.inf, a.dtype, a.device)
     shift = a.max(axis=axes, keepdims=True)
     shifted = a - shift.broadcast_to(a.shape)
     return shifted.exp().sum(axis=axes, keepdims=True).log() + shift
@@ -20,7 +25,7 @@ class LogSumExp(TensorOp):
     """f(a) = log sum_i exp a_i over ``axes``; df = g softmax(a), finite for any input."""
 
     def __init__(self, axes: Axes = None):
-        self.axes = axes
+        self.axes = as_array_axes(axes)
 
     def compute(self, a: NDArray) -> NDArray:
         return _stable_lse(a, self.axes).reshape(reduced_shape(a.shape, self.axes))
