@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import numpy as np
@@ -20,6 +21,7 @@ from .backend_ndarray import Device, NDArray
 Shape = tuple[int, ...]
 Axes = int | tuple[int, ...] | None
 F = TypeVar("F", bound=Callable[..., Any])
+Adjoint = TypeVar("Adjoint", "Tensor", "TensorTuple")
 
 # ---------------------------------------------------------------------------- grad mode
 _grad_enabled = True
@@ -474,16 +476,16 @@ def find_topo_sort(node_list: Iterable[Value]) -> list[Value]:
     return order
 
 
-def sum_node_list(node_list: list[Value]) -> Value:
+def sum_node_list(node_list: list[Adjoint]) -> Adjoint:
     """The sum of partial adjoints (without a zero start, which would cost an op)."""
-    return functools.reduce(lambda a, b: a + b, node_list)
+    return functools.reduce(operator.add, node_list)
 
 
 def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
                                   retain_graph: bool = True, create_graph: bool = False) -> None:
     """Set ``.grad`` on every node reaching ``output_tensor``, summing all contributions."""
     topo_order = find_topo_sort([output_tensor])
-    node_to_grads: dict[int, list[Value]] = {id(output_tensor): [out_grad]}
+    node_to_grads: dict[int, list[Any]] = {id(output_tensor): [out_grad]}
     with _grad_mode(create_graph):
         for node in reversed(topo_order):
             grads = node_to_grads.pop(id(node), None)

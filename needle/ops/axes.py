@@ -4,6 +4,12 @@ from __future__ import annotations
 
 Shape = tuple[int, ...]
 Axes = int | tuple[int, ...] | list[int] | None
+ArrayAxes = int | tuple[int, ...] | None  # what NDArray reductions take (no lists)
+
+
+def as_array_axes(axes: Axes) -> ArrayAxes:
+    """``axes`` with a list turned into a tuple, for the NDArray reductions."""
+    return tuple(axes) if isinstance(axes, list) else axes
 
 
 def normalize_axes(axes: Axes, ndim: int) -> tuple[int, ...]:

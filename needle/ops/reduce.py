@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..autograd import NDArray, Tensor, TensorOp
-from .axes import Axes, keepdims_shape, normalize_axes
+from .axes import Axes, as_array_axes, keepdims_shape, normalize_axes
 
 
 class Summation(TensorOp):
     """f(a) = sum of a over ``axes``; df = g broadcast back over those axes."""
 
     def __init__(self, axes: Axes = None):
-        self.axes = axes
+        self.axes = as_array_axes(axes)
 
     def compute(self, a: NDArray) -> NDArray:
         return a.sum(axis=self.axes)
@@ -30,7 +30,7 @@ class Max(TensorOp):
     """f(a) = max of a over ``axes``; df = g split evenly among the maximal entries."""
 
     def __init__(self, axes: Axes = None):
-        self.axes = axes
+        self.axes = as_array_axes(axes)
 
     def compute(self, a: NDArray) -> NDArray:
         return a.max(axis=self.axes)

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
-from .axes import Axes, Shape, normalize_axes
+from .axes import Axes, Shape, as_array_axes, normalize_axes
 from .tuple import make_tuple
 
 
@@ -91,7 +91,7 @@ class Flip(TensorOp):
     """f(a) = a reversed along ``axes``; f' flips the adjoint the same way."""
 
     def __init__(self, axes: Axes):
-        self.axes = axes
+        self.axes = as_array_axes(axes)
 
     def compute(self, a: NDArray) -> NDArray:
         return a.flip(self.axes)
@@ -192,7 +192,7 @@ class Split(TensorTupleOp):
         self.axis = axis
 
     def compute(self, a: NDArray) -> tuple[NDArray, ...]:
-        index = [slice(None)] * a.ndim
+        index: list[slice | int] = [slice(None)] * a.ndim
         slices = []
         for i in range(a.shape[self.axis]):
             index[self.axis] = i
