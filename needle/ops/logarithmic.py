@@ -12,12 +12,17 @@ from .reduce import summation
 from .shape import broadcast_to, reshape
 
 
+def _shift_by_max(a: NDArray, axes: ArrayAxes) -> tuple[NDArray, NDArray]:
+    """(a - max, max) over ``axes`` with keepdims: exp(a - max) <= 1 never overflows."""
+    shift = a.max(axis=axes, keepdims=True)
+    return a - shift.broadcast_to(a.shape), shift
+
+
 def _stable_lse(a: NDArray, axes: ArrayAxes) -> NDArray:
     """log sum exp over ``axes`` with keepdims, shifting by the max so nothing overflows."""
     if a.size == 0:  # the log of an empty sum is -inf (PyTorch); the max would be undefined
         return nd.full(keepdims_shape(a.shape, axes), -math.inf, a.dtype, a.device)
-    shift = a.max(axis=axes, keepdims=True)
-    shifted = a - shift.broadcast_to(a.shape)
+    shifted, shift = _shift_by_max(a, axes)
     return shifted.exp().sum(axis=axes, keepdims=True).log() + shift
 
 
@@ -48,7 +53,13 @@ class LogSoftmax(TensorOp):
         self.axis = axis
 
     def compute(self, a: NDArray) -> NDArray:
-        return a - _stable_lse(a, self.axis).broadcast_to(a.shape)
+        if a.size == 0:
+            return a
+        # (a - max) - log sum exp(a - max): never adds the max back, which would round
+        # away the small terms in float32 when |a| is large
+        shifted, _ = _shift_by_max(a, self.axis)
+        return shifted - shifted.exp().sum(axis=self.axis, keepdims=True).log().broadcast_to(
+            a.shape)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
         total = summation(out_grad, self.axis, keepdims=True)
