@@ -150,7 +150,8 @@ def dilate(a: Tensor, axes: Axes, dilation: int) -> Tensor:
 
 
 class UnDilate(TensorOp):
-    """f(a) = every (dilation+1)-th element of a along ``axes``; f' = dilate."""
+    """f(a) = every (dilation+1)-th element of a along ``axes``; f' = dilate, cropped to a's
+    shape (a's length along an axis need not be a multiple of dilation+1)."""
 
     def __init__(self, axes: Axes, dilation: int):
         self.axes = axes
@@ -160,7 +161,8 @@ class UnDilate(TensorOp):
         return a[_dilated_view(normalize_axes(self.axes, a.ndim), self.dilation, a.ndim)]
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        return dilate(out_grad, self.axes, self.dilation)
+        grad, shape = dilate(out_grad, self.axes, self.dilation), node.inputs[0].shape
+        return grad if grad.shape == shape else getitem(grad, tuple(slice(d) for d in shape))
 
 
 def undilate(a: Tensor, axes: Axes, dilation: int) -> Tensor:
