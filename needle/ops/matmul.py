@@ -35,11 +35,11 @@ def matmul(lhs: Any, rhs: Any) -> Tensor:
     if lhs.shape[-1] != inner:
         raise ValueError(f"matmul: inner dimensions differ: lhs shape {lhs.shape} @ "
                          f"rhs shape {rhs.shape}")
+    if rhs.ndim == 1:  # before lhs: 1-D @ 1-D must end as a 0-d dot product
+        return reshape(matmul(lhs, reshape(rhs, (-1, 1))), lhs.shape[:-1])
     if lhs.ndim == 1:
         out = matmul(reshape(lhs, (1, -1)), rhs)
         return reshape(out, out.shape[:-2] + out.shape[-1:])
-    if rhs.ndim == 1:
-        return reshape(matmul(lhs, reshape(rhs, (-1, 1))), lhs.shape[:-1])
     if rhs.ndim == 2 and lhs.ndim > 2:
         flat = MatMul()(reshape(lhs, (-1, lhs.shape[-1])), rhs)
         return reshape(flat, lhs.shape[:-1] + rhs.shape[-1:])
