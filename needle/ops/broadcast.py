@@ -36,6 +36,8 @@ def broadcast_tensors(*tensors: Tensor) -> list[Tensor]:
 
 def binary_operands(lhs: Any, rhs: Any) -> list[Tensor]:
     """Two operands as Tensors of one shape (either may be a number or numpy array)."""
+    if isinstance(lhs, Tensor) and isinstance(rhs, Tensor) and lhs.shape == rhs.shape:
+        return [lhs, rhs]  # the common case, on the hot path of every binary op
     like = lhs if isinstance(lhs, Tensor) else rhs
     return broadcast_tensors(as_tensor(lhs, like), as_tensor(rhs, like))
 
