@@ -34,11 +34,12 @@ def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 1,
                             max_side=max_side)
 
 
-def broadcast_pairs(min_dims: int = 0, max_dims: int = 3,
+def broadcast_pairs(min_dims: int = 0, max_dims: int = 3, min_side: int = 1,
                     max_side: int = 4) -> st.SearchStrategy[tuple[Shape, Shape]]:
     """Two shapes that broadcast together: size-1 and missing leading dims on either side."""
     return hnp.mutually_broadcastable_shapes(
-        num_shapes=2, min_dims=min_dims, max_dims=max_dims, max_side=max_side,
+        num_shapes=2, min_dims=min_dims, max_dims=max_dims, min_side=min_side,
+        max_side=max_side,
     ).map(lambda b: (tuple(b.input_shapes[0]), tuple(b.input_shapes[1])))
 
 

@@ -18,14 +18,23 @@ BINARY = {  # name: (needle, torch, input maker)
     "power": (ndl.power, torch.pow, positive),
     "maximum": (ndl.maximum, torch.maximum, normal),
 }
+UNARY = {
+    "negate": (ndl.negate, torch.neg, normal),
+    "log": (ndl.log, torch.log, positive),
+    "exp": (ndl.exp, torch.exp, normal),
+    "relu": (ndl.relu, torch.relu, normal),
+    "tanh": (ndl.tanh, torch.tanh, normal),
+}
 
 
-@pytest.mark.parametrize("name", sorted(BINARY))
+@pytest.mark.parametrize("name", sorted(BINARY) + sorted(UNARY))
 @fast
-@given(pair=broadcast_pairs(), seed=seeds)
-def test_binary_ops_broadcast(name, pair, seed):
-    ndl_fn, torch_fn, make = BINARY[name]
-    check_op(ndl_fn, torch_fn, *make(seed, *pair), name=name)
+@given(pair=broadcast_pairs(min_side=0), seed=seeds)
+def test_elementwise_ops(name, pair, seed):
+    """Binary ops on two shapes that broadcast together; unary ops on the first shape."""
+    ndl_fn, torch_fn, make = BINARY[name] if name in BINARY else UNARY[name]
+    inputs = make(seed, *pair) if name in BINARY else make(seed, pair[0])
+    check_op(ndl_fn, torch_fn, *inputs, name=f"{name} {pair}")
 
 
 OPERATORS = {  # Tensor operators on two Tensors
@@ -76,24 +85,6 @@ def test_power_scalar_zero_has_zero_gradient_at_zero():
     x = ndl.Tensor(np.array([0.0, 2.0]))
     (x ** 0).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
-
-
-UNARY = {  # name: (needle, torch, input maker)
-    "negate": (ndl.negate, torch.neg, normal),
-    "log": (ndl.log, torch.log, positive),
-    "exp": (ndl.exp, torch.exp, normal),
-    "relu": (ndl.relu, torch.relu, normal),
-    "tanh": (ndl.tanh, torch.tanh, normal),
-}
-
-
-@pytest.mark.parametrize("name", sorted(UNARY))
-@fast
-@given(shape=shapes(min_side=0), seed=seeds)
-def test_unary_ops(name, shape, seed):
-    ndl_fn, torch_fn, make = UNARY[name]
-    (a,) = make(seed, shape)
-    check_op(ndl_fn, torch_fn, a, name=name)
 
 
 def test_unary_ops_match_numpy_in_float32():
