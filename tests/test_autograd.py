@@ -221,6 +221,39 @@ def test_create_graph_gives_second_derivatives(name):
     np.testing.assert_allclose(first.numpy(), g.detach().numpy(), rtol=1e-12)
 
 
+SECOND_ORDER = {  # name: (needle function, torch function) of one (3, 4) input
+    "exp * log": (lambda x: x.exp() * (x * x + 1).log(),) * 2,
+    "a / b": (lambda x: x / (x * x + 1),) * 2,
+    "x ** 2.5": (lambda x: (x * x + 1) ** 2.5,) * 2,
+    "broadcast, sum, getitem": (lambda x: (x[1:] * x[0]).sum(0) * x[:, 2:].sum(),) * 2,
+    "matmul, tanh": (lambda x: (x @ x.transpose()).tanh(), lambda x: (x @ x.T).tanh()),
+    "logsumexp": (lambda x: ndl.logsumexp(x, 1), lambda x: torch.logsumexp(x, 1)),
+    "logsoftmax": (ndl.logsoftmax, lambda x: torch.log_softmax(x, -1)),
+    "max, maximum": (lambda x: x * ndl.maximum(x, x.max(1, keepdims=True) * 0.5),
+                     lambda x: x * torch.maximum(x, x.amax(1, keepdim=True) * 0.5)),
+    "stack, split": (lambda x: ndl.stack(list(ndl.split(x * x, 0)), 1),
+                     lambda x: torch.stack(list(torch.unbind(x * x, 0)), 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SECOND_ORDER))
+def test_second_derivatives_match_torch_hessian_vector_products(name):
+    ndl_fn, torch_fn = SECOND_ORDER[name]
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4))
+    t = torch.tensor(a, requires_grad=True)
+    out = torch_fn(t)
+    p, q = rng.standard_normal(tuple(out.shape)), rng.standard_normal(a.shape)
+    (g,) = torch.autograd.grad((out * torch.tensor(p)).sum(), t, create_graph=True)
+    (hvp,) = torch.autograd.grad((g * torch.tensor(q)).sum(), t)
+    x = ndl.Tensor(a, dtype="float64")
+    (ndl_fn(x) * ndl.Tensor(p, dtype="float64")).sum().backward(create_graph=True)
+    first = x.grad
+    (first * ndl.Tensor(q, dtype="float64")).sum().backward()
+    np.testing.assert_allclose(first.numpy(), g.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), hvp.numpy(), rtol=1e-10, atol=1e-12)
+
+
 def test_gradients_are_constants_unless_create_graph():
     x = ndl.Tensor([1.0, 2.0])
     (x * x).sum().backward()
