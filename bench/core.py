@@ -9,7 +9,8 @@
     forward + backward, in needle and PyTorch eager; microseconds per op and the ratio
     needle / PyTorch (target <= 2.0).
 
-Each figure is the median over several timed repeats after a warm-up, measured in one run.
+Each figure is the median over several timed rounds after a warm-up, all measured in one run
+with the frameworks taking turns in each round.
 """
 
 from __future__ import annotations
@@ -25,16 +26,22 @@ import torch
 import needle as ndl
 
 
-def median_seconds(fn: Callable[[], Any], repeat: int, number: int) -> float:
-    """Median over ``repeat`` runs of the mean time of ``number`` calls (after one warm-up)."""
-    fn()
-    times = []
+def median_seconds(steps: dict[str, Callable[[], Any]], repeat: int,
+                   number: int) -> dict[str, float]:
+    """Per step, the median over ``repeat`` rounds of the mean time of ``number`` calls.
+
+    The steps take turns within each round, so a load change on a shared machine hits all
+    of them alike (each is warmed up once first)."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for step in steps.values():
+        step()
     for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(number):
+                step()
+            times[name].append((time.perf_counter() - start) / number)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 # ---------------------------------------------------------------------------- (a) matmul
@@ -67,7 +74,7 @@ def matmul_steps(n: int) -> dict[str, Callable[[], Any]]:
 
 def bench_matmul(n: int, repeat: int) -> None:
     flops = 3 * 2 * n ** 3
-    seconds = {name: median_seconds(step, repeat, 1) for name, step in matmul_steps(n).items()}
+    seconds = median_seconds(matmul_steps(n), repeat, number=1)
     print(f"(a) {n}x{n}x{n} float32 matmul, forward + backward (3 products, "
           f"{flops / 1e9:.1f} GFLOP)")
     for name, s in seconds.items():
@@ -118,8 +125,9 @@ def torch_chain(length: int) -> Callable[[], Any]:
 
 
 def bench_overhead(length: int, repeat: int, number: int) -> None:
-    needle_s = median_seconds(needle_chain(length), repeat, number)
-    torch_s = median_seconds(torch_chain(length), repeat, number)
+    seconds = median_seconds({"needle": needle_chain(length), "torch": torch_chain(length)},
+                             repeat, number)
+    needle_s, torch_s = seconds["needle"], seconds["torch"]
     print(f"(b) chain of {length} elementwise ops on 1-element tensors, forward + backward")
     print(f"    needle  {needle_s * 1e3:8.3f} ms   {needle_s / length * 1e6:6.2f} us/op")
     print(f"    torch   {torch_s * 1e3:8.3f} ms   {torch_s / length * 1e6:6.2f} us/op")
@@ -130,7 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024, help="matmul size n (n×n×n)")
     parser.add_argument("--chain", type=int, default=100, help="ops in the overhead chain")
-    parser.add_argument("--repeat", type=int, default=7, help="timed repeats per figure")
+    parser.add_argument("--repeat", type=int, default=11, help="timed rounds per figure")
     args = parser.parse_args()
     print(f"numpy {np.__version__}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), needle {ndl.__version__}")
