@@ -8,6 +8,9 @@ instead of a dozen per parameter. Per-parameter state (``state_dict()``) are vie
 flat buffers. A parameter whose ``.data`` was reassigned is copied back in at the next step;
 when some gradients are None the rule runs per parameter on the others (PyTorch skips them).
 
+``t`` counts ``step()`` calls (the contract's one counter for Adam); PyTorch counts steps per
+parameter, which differs only for parameters that sometimes have no gradient.
+
 Where needle differs from PyTorch the docstring says so: SGD's momentum buffer is an
 exponential average, ``u = momentum u + (1 - momentum) g`` (PyTorch: ``u = momentum u + g``),
 so needle's ``SGD(lr, m)`` moves like PyTorch's ``SGD(lr * (1 - m), m)``.
