@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from ..autograd import NDArray, Tensor, TensorOp
+from ..backend_ndarray import fused
 from .axes import Axes, keepdims_shape, normalize_axes
 from .shape import broadcast_to, reshape
 
@@ -35,20 +36,16 @@ class Normalize(TensorOp):
     """f(x) = (x - mean x) r, r = 1 / sqrt(var x + eps), statistics over ``axes`` (biased
     variance); f'(x) g = r (g - mean g - f mean(g f)), computed by NormalizeGrad.
 
-    After ``compute`` the op keeps the batch ``mean`` and ``var`` (keepdims NDArrays,
-    e.g. for BatchNorm's running statistics) and ``inv_std`` for the gradient."""
+    After ``compute`` the op keeps the batch ``mean`` and ``var`` (NDArrays keeping the
+    reduced axes as size 1, e.g. for BatchNorm's running statistics) and ``inv_std``."""
 
     def __init__(self, axes: tuple[int, ...], eps: float = 1e-5):
         self.axes = axes
         self.eps = eps
 
     def compute(self, x: NDArray) -> NDArray:
-        n = _group_size(x.shape, self.axes)
-        self.mean = x.sum(axis=self.axes, keepdims=True) / n
-        centered = x - self.mean.broadcast_to(x.shape)
-        self.var = (centered * centered).sum(axis=self.axes, keepdims=True) / n
-        self.inv_std = ((self.var + self.eps) ** -0.5).broadcast_to(x.shape)
-        return centered * self.inv_std
+        normalized, self.mean, self.var, self.inv_std = fused.normalize(x, self.axes, self.eps)
+        return normalized
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
         return NormalizeGrad(self.axes, self.eps, node.cached_data, self.inv_std)(
@@ -75,12 +72,7 @@ class NormalizeGrad(TensorOp):
         self.inv_std = inv_std
 
     def compute(self, g: NDArray, x: NDArray) -> NDArray:
-        n = _group_size(g.shape, self.axes)
-        h = self.normalized
-        g_mean = g.sum(axis=self.axes, keepdims=True) / n
-        gh_mean = (g * h).sum(axis=self.axes, keepdims=True) / n
-        return (g - g_mean.broadcast_to(g.shape) - h * gh_mean.broadcast_to(g.shape)) * \
-            self.inv_std
+        return fused.normalize_grad(g, self.normalized, self.inv_std, self.axes)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
         g, x = node.inputs

@@ -1,0 +1,50 @@
+"""Fused kernels: several array operations in one call on the device's own arrays.
+
+Written with the device's array module directly (in place where it saves a pass), they
+spare the per-call checks of NDArray's elementwise methods on small hot-path arrays; the
+ops that call them (``ops.Normalize``) still have gradients written in Tensor ops.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .ndarray import NDArray, _wrap
+
+Axes = tuple[int, ...]
+
+
+def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDArray,
+                                                            NDArray]:
+    """(h, mean, var, inv_std): h = (x - mean) inv_std over ``axes``, inv_std =
+    1 / sqrt(var + eps) with the biased variance; the statistics keep their axes (size 1)."""
+    xp, a = x.device.xp, x._array
+    n = math.prod(a.shape[i] for i in axes)
+    mean = a.sum(axis=axes, keepdims=True)
+    mean *= 1 / n
+    centered = a - mean
+    var = xp.multiply(centered, centered).sum(axis=axes, keepdims=True)
+    var *= 1 / n
+    inv_std = var + eps
+    xp.sqrt(inv_std, out=inv_std)
+    xp.divide(1, inv_std, out=inv_std)
+    centered *= inv_std
+    device = x.device
+    return (_wrap(centered, device), _wrap(mean, device), _wrap(var, device),
+            _wrap(inv_std, device))
+
+
+def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes) -> NDArray:
+    """(g - mean g - h mean(g h)) inv_std, means over ``axes``: the adjoint of
+    ``normalize`` at the point whose normalised values are h."""
+    xp, ga, ha = g.device.xp, g._array, h._array
+    n = math.prod(ga.shape[i] for i in axes)
+    g_mean = ga.sum(axis=axes, keepdims=True)
+    g_mean *= 1 / n
+    gh_mean = xp.multiply(ga, ha).sum(axis=axes, keepdims=True)
+    gh_mean *= 1 / n
+    out = ha * gh_mean
+    xp.subtract(ga, out, out=out)
+    out -= g_mean
+    out *= inv_std._array
+    return _wrap(out, g.device)
