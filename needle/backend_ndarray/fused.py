@@ -34,10 +34,33 @@ def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDA
             _wrap(inv_std, device))
 
 
-def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes) -> NDArray:
-    """(g - mean g - h mean(g h)) inv_std, means over ``axes``: the adjoint of
-    ``normalize`` at the point whose normalised values are h."""
+def channel_shape(ndim: int, channel_axis: int, channels: int) -> tuple[int, ...]:
+    """The shape that lays a (C,) vector along ``channel_axis`` of an ``ndim``-dim array."""
+    shape = [1] * ndim
+    shape[channel_axis] = channels
+    return tuple(shape)
+
+
+def _along(vector: NDArray, ndim: int, channel_axis: int) -> object:
+    """A (C,) vector's array reshaped to broadcast along ``channel_axis``."""
+    return vector._array.reshape(channel_shape(ndim, channel_axis, vector.shape[0]))
+
+
+def affine(h: NDArray, weight: NDArray, bias: NDArray, channel_axis: int) -> NDArray:
+    """h weight + bias, with (C,) weight and bias laid along ``channel_axis``."""
+    out = h._array * _along(weight, h.ndim, channel_axis)
+    out += _along(bias, h.ndim, channel_axis)
+    return _wrap(out, h.device)
+
+
+def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
+                   weight: NDArray | None = None, channel_axis: int = -1) -> NDArray:
+    """(g' - mean g' - h mean(g' h)) inv_std, means over ``axes``, where g' = g weight
+    (weight (C,) along ``channel_axis``) or g: the adjoint of ``normalize`` (then of the
+    affine map) at the point whose normalised values are h."""
     xp, ga, ha = g.device.xp, g._array, h._array
+    if weight is not None:
+        ga = ga * _along(weight, g.ndim, channel_axis)
     n = math.prod(ga.shape[i] for i in axes)
     g_mean = ga.sum(axis=axes, keepdims=True)
     g_mean *= 1 / n
