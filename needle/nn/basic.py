@@ -139,7 +139,8 @@ class BatchNorm1d(Module):
 
     Running statistics update as (1 - momentum) old + momentum batch, with the biased batch
     variance (needle's convention; PyTorch keeps the unbiased one). The statistics are taken
-    over every axis but axis 1, so a subclass that accepts (N, C, H, W) is BatchNorm2d."""
+    over every axis but axis 1, so a subclass whose ``check_input`` accepts (N, C, H, W) is
+    BatchNorm2d."""
 
     def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.1,
                  device: Device | None = None, dtype: str = "float32"):
@@ -160,15 +161,14 @@ class BatchNorm1d(Module):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         axes = (0,) + tuple(range(2, x.ndim))
-        if self.training:
-            normalize = ops.Normalize(axes, self.eps)
-            normed = normalize(x)
-            self._update_running_stats(normalize.mean, normalize.var)
-        else:
-            scale = (self.running_var + self.eps) ** -0.5
-            normed = (x - self._per_channel(self.running_mean, x)) * \
-                self._per_channel(scale, x)
-        return normed * self._per_channel(self.weight, x) + self._per_channel(self.bias, x)
+        if not self.training:
+            scale = self.weight * (self.running_var + self.eps) ** -0.5
+            shift = self.bias - self.running_mean * scale
+            return x * self._per_channel(scale, x) + self._per_channel(shift, x)
+        normalize = ops.Normalize(axes, self.eps, channel_axis=1)
+        out = normalize(x, self.weight, self.bias)
+        self._update_running_stats(normalize.mean, normalize.var)
+        return out
 
     @staticmethod
     def _per_channel(value: Tensor, x: Tensor) -> Tensor:
@@ -202,7 +202,7 @@ class LayerNorm1d(Module):
         if x.shape[-1:] != (self.dim,):
             raise ValueError(f"LayerNorm1d({self.dim}) expects a last axis of {self.dim}, "
                              f"got shape {x.shape}")
-        return ops.normalize(x, -1, self.eps) * self.weight + self.bias
+        return ops.normalize(x, -1, self.eps, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}"

@@ -2,6 +2,7 @@
 over hypothesis-drawn shapes and axes, and second derivatives."""
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -75,3 +76,52 @@ def test_normalize_grad_is_differentiable_in_both_inputs():
         return ops.NormalizeGrad((0,), 1e-5, normalized, forward.inv_std)(upstream, a)
 
     check_finite_differences(normalize_grad, g, x, tol=1e-5, name="NormalizeGrad")
+
+
+AFFINE_CASES = [((5, 3), (0,), 1), ((2, 3, 4), (2,), -1), ((3, 2, 2, 2), (0, 2, 3), 1),
+                ((4, 6), (1,), -1)]
+
+
+@pytest.mark.parametrize("shape, axes, channel_axis", AFFINE_CASES)
+def test_normalize_with_weight_and_bias(shape, axes, channel_axis):
+    """BatchNorm (channels on axis 1) and LayerNorm (channels = the normalised last axis)."""
+    local = np.random.default_rng(len(shape))
+    x = local.standard_normal(shape) * 2 + 0.5
+    channels = shape[channel_axis]
+    w, b = local.standard_normal(channels), local.standard_normal(channels)
+    view = [1] * len(shape)
+    view[channel_axis] = channels
+
+    def reference(a, weight, bias):
+        return _torch_normalize(a, axes) * weight.reshape(view) + bias.reshape(view)
+
+    def ours(a, weight, bias):
+        return ops.normalize(a, axes, 1e-5, weight, bias, channel_axis)
+
+    f32 = [v.astype(np.float32) for v in (x, w, b)]
+    check_torch(ours, reference, *f32, rtol=1e-4, atol=1e-4, name="normalize affine")
+    check_finite_differences(lambda a, weight, bias: ours(a, weight, bias) + a, x, w, b,
+                             name="normalize affine")
+
+
+@pytest.mark.parametrize("shape, axes, channel_axis", AFFINE_CASES[:3])
+def test_normalize_with_weight_second_derivative(shape, axes, channel_axis):
+    local = np.random.default_rng(7)
+    x, w = local.standard_normal(shape), local.standard_normal(shape[channel_axis])
+    bias = ndl.Tensor(local.standard_normal(shape[channel_axis]), dtype="float64")
+    projection = ndl.Tensor(local.standard_normal(shape), dtype="float64", requires_grad=False)
+
+    def gradients(a, weight):
+        with ndl.enable_grad():
+            out = ops.normalize(a, axes, 1e-5, weight, bias, channel_axis)
+            (out * projection).sum().backward(create_graph=True)
+        return a.grad + a, weight.grad
+
+    check_finite_differences(gradients, x, w, tol=1e-5, name="normalize affine 2nd")
+
+
+def test_normalize_rejects_misshaped_weight():
+    x = ndl.Tensor(np.zeros((4, 3), np.float32))
+    with pytest.raises(ValueError, match=r"shape \(3,\) for input \(4, 3\).* got \(4,\)"):
+        ops.normalize(x, 0, 1e-5, ndl.Tensor(np.ones(4, np.float32)),
+                      ndl.Tensor(np.ones(4, np.float32)), channel_axis=1)
