@@ -71,3 +71,17 @@ def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
     out -= g_mean
     out *= inv_std._array
     return _wrap(out, g.device)
+
+
+def flatten_into(out: NDArray, arrays: list[NDArray]) -> None:
+    """Write the arrays, each flattened in row-major order, one after another into the 1-D
+    ``out`` (converting to its dtype): one copy for a whole list, e.g. of gradients."""
+    out.device.xp.concatenate([a._array.reshape(-1) for a in arrays], out=out._array)
+
+
+def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:
+    """a @ b + bias, the bias (broadcast over rows, e.g. (1, n) or (n,)) added in place to
+    the fresh product: one allocation."""
+    out = a @ b
+    out._array += bias._array
+    return out

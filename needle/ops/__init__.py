@@ -12,6 +12,7 @@ from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWise
                           power, power_scalar, relu, tanh)
 from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
 from .logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
+from .linear import Linear, linear
 from .matmul import MatMul, matmul
 from .normalization import Normalize, NormalizeGrad, normalize
 from .reduce import Max, Summation, max, summation
@@ -24,12 +25,12 @@ from .tuple import MakeTensorTuple, TupleGetItem, make_tuple, tuple_get_item
 __all__ = [
     "AddScalar", "AsType", "BroadcastTo", "Compare", "Concatenate", "Dilate", "DivScalar",
     "EWiseAdd", "EWiseDiv", "Erf", "EWiseMul", "EWisePow", "Exp", "Flip", "GetItem", "IndexAdd", "Log",
-    "LogSoftmax", "LogSumExp", "LogicalNot", "MakeTensorTuple", "MatMul", "Max", "Maximum",
+    "Linear", "LogSoftmax", "LogSumExp", "LogicalNot", "MakeTensorTuple", "MatMul", "Max", "Maximum",
     "MulScalar", "Negate", "Normalize", "NormalizeGrad", "Pad", "Permute", "PowerScalar", "ReLU", "Reshape", "Split", "Stack",
     "Summation", "Tanh", "TupleGetItem", "UnDilate", "Where",
     "add", "add_scalar", "astype", "broadcast_tensors", "broadcast_to", "concatenate",
     "dilate", "divide", "divide_scalar", "equal", "erf", "exp", "flip", "getitem", "greater",
-    "greater_equal", "index_add", "keepdims_shape", "less", "less_equal", "log", "logical_not",
+    "greater_equal", "index_add", "keepdims_shape", "less", "less_equal", "linear", "log", "logical_not",
     "logsoftmax", "logsumexp", "make_tuple", "matmul", "max", "maximum", "mean", "mul_scalar",
     "multiply", "negate", "normalize", "normalize_axes", "not_equal", "pad", "permute", "power",
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
