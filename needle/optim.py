@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .autograd import Tensor
-from .backend_ndarray import Device, NDArray
+from .backend_ndarray import Device, NDArray, fused
 from .nn import Parameter
 
 Array = Any  # an array of a device's module (numpy or cupy)
@@ -48,6 +48,7 @@ class _Group:
         self.state = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
         self.views = [self._view(self.value, i) for i in range(len(params))]
         self.grad_views = [self._view(self.grad, i) for i in range(len(params))]
+        self.flat_grad = NDArray.make((total,), device=self.device, handle=self.grad)
         for p, view in zip(self.params, self.views):
             view[...] = p.cached_data
             p.cached_data = view
@@ -64,16 +65,18 @@ class _Group:
     def gather(self) -> bool:
         """Copy values reassigned since the last step back in, and gradients into the flat
         gradient buffer; True when every parameter has a gradient."""
-        complete = True
-        for p, view, grad_view in zip(self.params, self.views, self.grad_views):
+        for p, view in zip(self.params, self.views):
             if p.cached_data is not view:
                 view[...] = p.cached_data
                 p.cached_data = view
-            if p.grad is None:
-                complete = False
-            else:
-                grad_view[...] = p.grad.cached_data
-        return complete
+        grads = [p.grad for p in self.params]
+        if all(g is not None for g in grads):
+            fused.flatten_into(self.flat_grad, [g.cached_data for g in grads])
+            return True
+        for grad, grad_view in zip(grads, self.grad_views):
+            if grad is not None:
+                grad_view[...] = grad.cached_data
+        return False
 
 
 Rule = Callable[..., None]

@@ -21,7 +21,7 @@ class Identity(Module):
 
 
 class Linear(Module):
-    """y = x W + b for x (N, ..., in_features) -> (N, ..., out_features).
+    """y = x W + b for x (..., in_features) -> (..., out_features).
 
     W (in, out) from kaiming_uniform(in, out); then b (1, out) from kaiming_uniform(out, 1)."""
 
@@ -36,11 +36,13 @@ class Linear(Module):
                               .reshape((1, out_features))) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear expects inputs with {self.in_features} features on the "
-                             f"last axis, got shape {x.shape}")
-        out = x @ self.weight
-        return out if self.bias is None else out + self.bias
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear expects inputs (..., {self.in_features}), got shape "
+                             f"{x.shape}")
+        if x.ndim == 2:
+            return ops.linear(x, self.weight, self.bias)
+        out = ops.linear(x.reshape((-1, self.in_features)), self.weight, self.bias)
+        return out.reshape(x.shape[:-1] + (self.out_features,))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, " \
@@ -223,7 +225,8 @@ class Dropout(Module):
         if not self.training:
             return x
         keep = init.randb(*x.shape, p=1 - self.p, device=x.device)
-        return x * (ops.astype(keep, x.dtype) * (1 / (1 - self.p)))
+        mask = Tensor.make_const(keep.cached_data.astype(x.dtype) * (1 / (1 - self.p)))
+        return x * mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
