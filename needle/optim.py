@@ -37,7 +37,7 @@ class _Group:
     def __init__(self, params: Sequence[Tensor], state_names: Sequence[str]):
         self.params = list(params)
         self.device: Device = params[0].device
-        self.xp = self.device.xp
+        self.xp = self.device.module()
         dtype = params[0].dtype
         sizes = [p.size for p in params]
         self.offsets = np.cumsum([0] + sizes).tolist()
@@ -223,7 +223,8 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs a momentum > 0")
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, u: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
+        u = state["u"]
         _add_weight_decay(xp, w, g, tmp, self.weight_decay)
         if not self.momentum:
             g *= self.lr
@@ -256,9 +257,9 @@ class Adam(Optimizer):
         _check_positive(eps=eps, weight_decay=weight_decay)
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, m: Array, v: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
         _add_weight_decay(xp, w, g, tmp, self.weight_decay)
-        self._adam(xp, w, g, tmp, m, v)
+        self._adam(xp, w, g, tmp, state["m"], state["v"])
 
     def _adam(self, xp: Any, w: Array, g: Array, tmp: Array, m: Array, v: Array) -> None:
         """The moment updates and the step, in place (``g`` is used up)."""
@@ -287,9 +288,9 @@ class AdamW(Adam):
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
         super().__init__(params, lr, beta1, beta2, eps, weight_decay)
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, m: Array, v: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
         w *= 1 - self.lr * self.weight_decay
-        self._adam(xp, w, g, tmp, m, v)
+        self._adam(xp, w, g, tmp, state["m"], state["v"])
 
 
 class RMSprop(Optimizer):
@@ -309,8 +310,8 @@ class RMSprop(Optimizer):
         self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
         self.momentum, self.centered = momentum, centered
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, v: Array, b: Array,
-               gbar: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
+        v, b, gbar = state["v"], state["b"], state["gbar"]
         _add_weight_decay(xp, w, g, tmp, self.weight_decay)
         v *= self.alpha
         xp.multiply(g, g, out=tmp)
@@ -358,7 +359,8 @@ class Adagrad(Optimizer):
             group.state["s"][...] = self.initial_accumulator_value
         return groups
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, s: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
+        s = state["s"]
         _add_weight_decay(xp, w, g, tmp, self.weight_decay)
         xp.multiply(g, g, out=tmp)
         s += tmp

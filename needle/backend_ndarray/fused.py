@@ -18,7 +18,7 @@ def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDA
                                                             NDArray]:
     """(h, mean, var, inv_std): h = (x - mean) inv_std over ``axes``, inv_std =
     1 / sqrt(var + eps) with the biased variance; the statistics keep their axes (size 1)."""
-    xp, a = x.device.xp, x._array
+    xp, a = x.device.module(), x._array
     n = math.prod(a.shape[i] for i in axes)
     mean = a.sum(axis=axes, keepdims=True)
     mean *= 1 / n
@@ -58,7 +58,7 @@ def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
     """(g' - mean g' - h mean(g' h)) inv_std, means over ``axes``, where g' = g weight
     (weight (C,) along ``channel_axis``) or g: the adjoint of ``normalize`` (then of the
     affine map) at the point whose normalised values are h."""
-    xp, ga, ha = g.device.xp, g._array, h._array
+    xp, ga, ha = g.device.module(), g._array, h._array
     if weight is not None:
         ga = ga * _along(weight, g.ndim, channel_axis)
     n = math.prod(ga.shape[i] for i in axes)
@@ -76,7 +76,7 @@ def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
 def flatten_into(out: NDArray, arrays: list[NDArray]) -> None:
     """Write the arrays, each flattened in row-major order, one after another into the 1-D
     ``out`` (converting to its dtype): one copy for a whole list, e.g. of gradients."""
-    out.device.xp.concatenate([a._array.reshape(-1) for a in arrays], out=out._array)
+    out.device.module().concatenate([a._array.reshape(-1) for a in arrays], out=out._array)
 
 
 def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:

@@ -24,15 +24,17 @@ from .tuple import MakeTensorTuple, TupleGetItem, make_tuple, tuple_get_item
 
 __all__ = [
     "AddScalar", "AsType", "BroadcastTo", "Compare", "Concatenate", "Dilate", "DivScalar",
-    "EWiseAdd", "EWiseDiv", "Erf", "EWiseMul", "EWisePow", "Exp", "Flip", "GetItem", "IndexAdd", "Log",
-    "Linear", "LogSoftmax", "LogSumExp", "LogicalNot", "MakeTensorTuple", "MatMul", "Max", "Maximum",
-    "MulScalar", "Negate", "Normalize", "NormalizeGrad", "Pad", "Permute", "PowerScalar", "ReLU", "Reshape", "Split", "Stack",
+    "EWiseAdd", "EWiseDiv", "EWiseMul", "EWisePow", "Exp", "Flip", "GetItem", "IndexAdd", "Log",
+    "LogSoftmax", "LogSumExp", "LogicalNot", "MakeTensorTuple", "MatMul", "Max", "Maximum",
+    "MulScalar", "Negate", "Pad", "Permute", "PowerScalar", "ReLU", "Reshape", "Split", "Stack",
     "Summation", "Tanh", "TupleGetItem", "UnDilate", "Where",
     "add", "add_scalar", "astype", "broadcast_tensors", "broadcast_to", "concatenate",
-    "dilate", "divide", "divide_scalar", "equal", "erf", "exp", "flip", "getitem", "greater",
-    "greater_equal", "index_add", "keepdims_shape", "less", "less_equal", "linear", "log", "logical_not",
+    "dilate", "divide", "divide_scalar", "equal", "exp", "flip", "getitem", "greater",
+    "greater_equal", "index_add", "keepdims_shape", "less", "less_equal", "log", "logical_not",
     "logsoftmax", "logsumexp", "make_tuple", "matmul", "max", "maximum", "mean", "mul_scalar",
-    "multiply", "negate", "normalize", "normalize_axes", "not_equal", "pad", "permute", "power",
+    "multiply", "negate", "normalize_axes", "not_equal", "pad", "permute", "power",
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
+    # fused ops for speed (Linear, Normalize) and erf
+    "Erf", "Linear", "Normalize", "NormalizeGrad", "erf", "linear", "normalize",
 ]

@@ -30,7 +30,7 @@ def _sum_rows(a: Tensor, shape: tuple[int, ...]) -> Tensor:
     BLAS product 1^T a (faster than a reduction over axis 0, and one node)."""
     if len(shape) == 1:
         return a.sum(0)
-    ones = Tensor.make_const(nd.full((1, a.shape[0]), 1, a.dtype, a.device))
+    ones = Tensor.make_const(nd.full((1, a.shape[0]), 1, str(a.dtype), a.device))
     return MatMul()(ones, a)
 
 

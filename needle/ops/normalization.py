@@ -76,6 +76,7 @@ class Normalize(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor | tuple[Tensor, ...]:
         x = node.inputs[0]
+        assert self.normalized is not None and self.inv_std is not None  # set by compute
         backward = NormalizeGrad(self.axes, self.eps, self.normalized, self.inv_std,
                                  self.channel_axis)
         if len(node.inputs) == 1:
