@@ -115,6 +115,17 @@ def make_optimizer(model: nn.Module, args: argparse.Namespace) -> optim.Optimize
     return OPTIMIZERS[args.optimizer](model.parameters(), args)
 
 
+SCHEDULERS: dict[str, Callable[[optim.Optimizer, argparse.Namespace], Any]] = {
+    "none": lambda opt, a: None,
+    "cosine": lambda opt, a: optim.CosineAnnealingLR(opt, T_max=a.epochs),
+}
+
+
+def make_scheduler(opt: optim.Optimizer, args: argparse.Namespace) -> Any:
+    """The learning-rate schedule over ``--epochs`` (stepped once per epoch), or None."""
+    return SCHEDULERS[args.scheduler](opt, args)
+
+
 def epoch_line(entry: dict[str, Any]) -> str:
     """One printed line per epoch: every loss / accuracy / perplexity, lr and time."""
     parts = [f"epoch {entry['epoch']:3d}"]
@@ -132,7 +143,8 @@ def train_classifier(model: nn.Module, data: Data, args: argparse.Namespace) -> 
     train_loader = ndl_data.DataLoader(data.train, args.batch_size, shuffle=True)
     test_loader = ndl_data.DataLoader(data.test, args.batch_size)
     return fit(model, train_loader, opt, args.epochs, test_loader=test_loader,
-               checkpoint=os.path.join(args.out, "checkpoint.safetensors"), resume=args.resume,
+               scheduler=make_scheduler(opt, args), resume=args.resume,
+               checkpoint=os.path.join(args.out, "checkpoint.safetensors"),
                progress=args.progress, on_epoch=lambda e: print(epoch_line(e), flush=True))
 
 
@@ -193,6 +205,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
     parser.add_argument("--weight-decay", type=float, default=1e-3)
+    parser.add_argument("--scheduler", choices=sorted(SCHEDULERS), default="none",
+                        help="learning-rate schedule over the epochs")
     parser.add_argument("--hidden-dim", type=positive_int, default=100)
     parser.add_argument("--num-blocks", type=int, default=3)
     parser.add_argument("--drop-prob", type=float, default=0.1)

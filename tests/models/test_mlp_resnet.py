@@ -107,8 +107,9 @@ def test_mnist_holdout_accuracy_at_least_95_percent_within_10_epochs():
     test = ndl.data.DataLoader(ndl.data.Subset(full, np.arange(8000, 10000)), 100)
     np.random.seed(0)
     model = MLPResNet(784, hidden_dim=100, num_blocks=3, num_classes=10)
-    opt = ndl.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)
-    history = ndl.train.fit(model, train, opt, 10, test_loader=test)
+    opt = ndl.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-3)
+    history = ndl.train.fit(model, train, opt, 10, test_loader=test,
+                            scheduler=ndl.optim.CosineAnnealingLR(opt, T_max=10))
     best = max(e["test_acc"] for e in history)
     print(f"MNIST 8,000/2,000: holdout accuracy {history[-1]['test_acc']:.4f} after 10 epochs "
           f"(best {best:.4f})")
