@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor, TensorOp
 from ..backend_ndarray import fused
 from .matmul import MatMul
+from .shape import reshape
 
 
 class Linear(TensorOp):
@@ -20,18 +20,12 @@ class Linear(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
         x, weight, bias = node.inputs
+        grad_bias = out_grad.sum(0) if bias.requires_grad else None
+        if grad_bias is not None and bias.ndim == 2:
+            grad_bias = reshape(grad_bias, bias.shape)
         return (MatMul(transpose_b=True)(out_grad, weight) if x.requires_grad else None,
                 MatMul(transpose_a=True)(x, out_grad) if weight.requires_grad else None,
-                _sum_rows(out_grad, bias.shape) if bias.requires_grad else None)
-
-
-def _sum_rows(a: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """The sum of the rows of ``a`` (N, n) in ``shape`` (1, n) or (n,): for (1, n), one
-    BLAS product 1^T a (faster than a reduction over axis 0, and one node)."""
-    if len(shape) == 1:
-        return a.sum(0)
-    ones = Tensor.make_const(nd.full((1, a.shape[0]), 1, str(a.dtype), a.device))
-    return MatMul()(ones, a)
+                grad_bias)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
