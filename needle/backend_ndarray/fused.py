@@ -8,6 +8,7 @@ ops that call them (``ops.Normalize``) still have gradients written in Tensor op
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .ndarray import NDArray, _wrap
 
@@ -85,3 +86,21 @@ def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:
     out = a @ b
     out._array += bias._array
     return out
+
+
+def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str) -> NDArray:
+    """logsumexp(z_i) - z_i[y_i] per row of logits (N, C) (shifted by the row max, so
+    nothing overflows); its mean or sum, or the (N,) values for reduction "none"."""
+    xp, z = logits.device.module(), logits._array
+    rows = xp.arange(z.shape[0])
+    labels = xp.asarray(labels)
+    shift = z.max(axis=1, keepdims=True)
+    lse = xp.exp(z - shift).sum(axis=1)
+    xp.log(lse, out=lse)
+    lse += shift[:, 0]
+    lse -= z[rows, labels]
+    if reduction == "none":
+        return _wrap(lse, logits.device)
+    total = lse.sum(keepdims=False)
+    return _wrap(xp.asarray(total / z.shape[0] if reduction == "mean" else total,
+                            dtype=z.dtype), logits.device)

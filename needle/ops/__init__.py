@@ -4,6 +4,7 @@ function for each, and compositions with no backward code of their own."""
 from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
 from .compose import mean, sigmoid, softmax, sqrt, sub
+from .cross_entropy import SoftmaxCrossEntropy, softmax_cross_entropy
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
@@ -35,6 +36,7 @@ __all__ = [
     "multiply", "negate", "normalize_axes", "not_equal", "pad", "permute", "power",
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
-    # fused ops for speed (Linear, Normalize) and erf
-    "Erf", "Linear", "Normalize", "NormalizeGrad", "erf", "linear", "normalize",
+    # fused ops for speed (Linear, Normalize, SoftmaxCrossEntropy) and erf
+    "Erf", "Linear", "Normalize", "NormalizeGrad", "SoftmaxCrossEntropy", "erf", "linear",
+    "normalize", "softmax_cross_entropy",
 ]
