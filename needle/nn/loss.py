@@ -46,11 +46,7 @@ class SoftmaxLoss(Module):
         self.reduction = _check_reduction(reduction)
 
     def forward(self, logits: Tensor, y: Tensor) -> Tensor:
-        labels = _class_ids(y, logits)
-        picked = ops.logsoftmax(logits)[np.arange(logits.shape[0]), labels]
-        if self.reduction == "mean":  # one scale op instead of a negation and a division
-            return picked.sum() * (-1.0 / max(logits.shape[0], 1))
-        return _reduce(-picked, self.reduction)
+        return ops.softmax_cross_entropy(logits, _class_ids(y, logits), self.reduction)
 
 
 class CrossEntropyLoss(SoftmaxLoss):
