@@ -54,24 +54,49 @@ def affine(h: NDArray, weight: NDArray, bias: NDArray, channel_axis: int) -> NDA
     return _wrap(out, h.device)
 
 
-def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
-                   weight: NDArray | None = None, channel_axis: int = -1) -> NDArray:
-    """(g' - mean g' - h mean(g' h)) inv_std, means over ``axes``, where g' = g weight
-    (weight (C,) along ``channel_axis``) or g: the adjoint of ``normalize`` (then of the
-    affine map) at the point whose normalised values are h."""
-    xp, ga, ha = g.device.module(), g._array, h._array
-    if weight is not None:
-        ga = ga * _along(weight, g.ndim, channel_axis)
-    n = math.prod(ga.shape[i] for i in axes)
-    g_mean = ga.sum(axis=axes, keepdims=True)
+def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes) -> NDArray:
+    """(g - mean g - h mean(g h)) inv_std, means over ``axes``: the adjoint of
+    ``normalize`` at the point whose normalised values are h."""
+    return _wrap(_normalize_grad(g.device.module(), g._array, h._array, inv_std._array, axes),
+                 g.device)
+
+
+def _normalize_grad(xp: Any, g: Any, h: Any, inv_std: Any, axes: Axes) -> Any:
+    n = math.prod(g.shape[i] for i in axes)
+    g_mean = g.sum(axis=axes, keepdims=True)
     g_mean *= 1 / n
-    gh_mean = xp.multiply(ga, ha).sum(axis=axes, keepdims=True)
+    gh_mean = xp.multiply(g, h).sum(axis=axes, keepdims=True)
     gh_mean *= 1 / n
-    out = ha * gh_mean
-    xp.subtract(ga, out, out=out)
+    out = h * gh_mean
+    xp.subtract(g, out, out=out)
     out -= g_mean
-    out *= inv_std._array
-    return _wrap(out, g.device)
+    out *= inv_std
+    return out
+
+
+def normalize_affine_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
+                          weight: NDArray, channel_axis: int) -> tuple[NDArray, NDArray,
+                                                                        NDArray]:
+    """The adjoints (dx, dweight, dbias) of h weight + bias, h = normalize(x): dbias =
+    sum g and dweight = sum g h over the axes other than ``channel_axis``, dx =
+    normalize_grad(g weight). When the statistics run over exactly those axes (BatchNorm),
+    the means inside dx are dbias and dweight over n, so they are not summed twice."""
+    xp, ga, ha = g.device.module(), g._array, h._array
+    others = tuple(i for i in range(ga.ndim) if i != channel_axis % ga.ndim)
+    grad_bias = ga.sum(axis=others)
+    grad_weight = xp.multiply(ga, ha).sum(axis=others)
+    w = _along(weight, ga.ndim, channel_axis)
+    if others == tuple(sorted(a % ga.ndim for a in axes)):
+        n = math.prod(ga.shape[i] for i in axes)
+        shape = channel_shape(ga.ndim, channel_axis, weight.shape[0])
+        out = ha * (grad_weight.reshape(shape) * (-1 / n))
+        out += ga
+        out -= grad_bias.reshape(shape) * (1 / n)
+        out *= inv_std._array * w
+    else:
+        out = _normalize_grad(xp, ga * w, ha, inv_std._array, axes)
+    device = g.device
+    return _wrap(out, device), _wrap(grad_weight, device), _wrap(grad_bias, device)
 
 
 def flatten_into(out: NDArray, arrays: list[NDArray]) -> None:

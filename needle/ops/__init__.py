@@ -15,7 +15,7 @@ from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
 from .logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
 from .linear import Linear, linear
 from .matmul import MatMul, matmul
-from .normalization import Normalize, NormalizeGrad, normalize
+from .normalization import Normalize, NormalizeAffineGrad, NormalizeGrad, normalize
 from .reduce import Max, Summation, max, summation
 from .special import Erf, erf
 from .shape import (BroadcastTo, Concatenate, Dilate, Flip, Pad, Permute, Reshape, Split, Stack,
@@ -37,6 +37,6 @@ __all__ = [
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
     # fused ops for speed (Linear, Normalize, SoftmaxCrossEntropy) and erf
-    "Erf", "Linear", "Normalize", "NormalizeGrad", "SoftmaxCrossEntropy", "erf", "linear",
-    "normalize", "softmax_cross_entropy",
+    "Erf", "Linear", "Normalize", "NormalizeAffineGrad", "NormalizeGrad", "SoftmaxCrossEntropy",
+    "erf", "linear", "normalize", "softmax_cross_entropy",
 ]

@@ -3,16 +3,16 @@ the core of BatchNorm and LayerNorm.
 
 A primitive for speed. Composed from sums, broadcasts, products and divisions, one
 BatchNorm records about fifteen graph nodes forward and more backward; as this op it
-records one forward and five backward (NormalizeGrad for the input, two sums for weight
-and bias), and each runs as one fused kernel. Gradients are still written in needle ops,
-so second derivatives work.
+records one forward node and one backward op (NormalizeAffineGrad, with its three
+outputs), each a single fused kernel. The gradients of the gradient ops are written in
+needle ops, so second derivatives work.
 """
 
 from __future__ import annotations
 
 import math
 
-from ..autograd import NDArray, Tensor, TensorOp
+from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
 from ..backend_ndarray import fused
 from .axes import Axes, keepdims_shape, normalize_axes
 from .shape import broadcast_to, reshape
@@ -77,15 +77,11 @@ class Normalize(TensorOp):
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor | tuple[Tensor, ...]:
         x = node.inputs[0]
         assert self.normalized is not None and self.inv_std is not None  # set by compute
-        backward = NormalizeGrad(self.axes, self.eps, self.normalized, self.inv_std,
-                                 self.channel_axis)
         if len(node.inputs) == 1:
-            return backward(out_grad, x)
-        others = _other_axes(x.ndim, self.channel_axis)
-        normalized = Normalize(self.axes, self.eps, self.channel_axis, self.normalized,
-                               self.inv_std)(x)
-        return (backward(out_grad, x, node.inputs[1]), (out_grad * normalized).sum(others),
-                out_grad.sum(others))
+            return NormalizeGrad(self.axes, self.eps, self.normalized, self.inv_std)(out_grad, x)
+        grads = NormalizeAffineGrad(self.axes, self.eps, self.normalized, self.inv_std,
+                                    self.channel_axis)(out_grad, x, node.inputs[1])
+        return grads[0], grads[1], grads[2]
 
 
 def normalize(x: Tensor, axes: Axes = -1, eps: float = 1e-5, weight: Tensor | None = None,
@@ -103,40 +99,68 @@ def normalize(x: Tensor, axes: Axes = -1, eps: float = 1e-5, weight: Tensor | No
 
 
 class NormalizeGrad(TensorOp):
-    """f(g, x[, w]) = r (g' - mean g' - h mean(g' h)), g' = g w (w (C,) along
-    ``channel_axis``) or g: the adjoint of Normalize at x, where h = Normalize(x) and
-    r = 1 / sqrt(var x + eps) come cached from the forward pass.
+    """f(g, x) = r (g - mean g - h mean(g h)), the adjoint of Normalize at x, where
+    h = Normalize(x) and r = 1 / sqrt(var x + eps) come cached from the forward pass.
 
-    With F(u) = f(u, x) (no weight): df/dg u = w F(u) (F is self-adjoint);
-    df/dw u = sum(g F(u)) over the other axes; and
-    df/dx u = -(r/n) [sum(u f) h + sum(g' h) F(u) + sum(u h) f], sums over the group."""
+    f is linear and self-adjoint in g, so df/dg u = f(u, x); and
+    df/dx u = -(r/n) [sum(u f) h + sum(g h) f(u, x) + sum(u h) f], sums over the group."""
 
-    def __init__(self, axes: Shape, eps: float, normalized: NDArray, inv_std: NDArray,
-                 channel_axis: int = -1):
+    def __init__(self, axes: Shape, eps: float, normalized: NDArray, inv_std: NDArray):
         self.axes = axes
         self.eps = eps
         self.normalized = normalized
         self.inv_std = inv_std
+
+    def compute(self, g: NDArray, x: NDArray) -> NDArray:
+        return fused.normalize_grad(g, self.normalized, self.inv_std, self.axes)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
+        g, x = node.inputs
+        adjoint = self.again(out_grad, x)
+        return adjoint, self.adjoint_x(out_grad, node, g, x, adjoint)
+
+    def again(self, g: Tensor, x: Tensor) -> Tensor:
+        """This adjoint map applied to another g (same x, same cached forward values)."""
+        return NormalizeGrad(self.axes, self.eps, self.normalized, self.inv_std)(g, x)
+
+    def normalized_of(self, x: Tensor) -> Tensor:
+        """h = Normalize(x) as a node of the graph, from the cached values."""
+        return Normalize(self.axes, self.eps, -1, self.normalized, self.inv_std)(x)
+
+    def adjoint_x(self, u: Tensor, f: Tensor, g: Tensor, x: Tensor, f_u: Tensor) -> Tensor:
+        """d<u, f(g, x)>/dx = -(r/n) [sum(u f) h + sum(g h) f(u, x) + sum(u h) f]."""
+        h, axes = self.normalized_of(x), self.axes
+        inner = _sum_kept(u * f, axes) * h + _sum_kept(g * h, axes) * f_u + \
+            _sum_kept(u * h, axes) * f
+        return -(_inv_std(x, axes, self.eps) / _group_size(x.shape, axes)) * inner
+
+
+class NormalizeAffineGrad(TensorTupleOp):
+    """f(g, x, w) = (dx, dw, db), the adjoints of Normalize(x, w, b) = h w + b:
+    dx = F(g w) with F the adjoint map of Normalize (NormalizeGrad), dw = sum(g h) and
+    db = sum(g) over the axes other than ``channel_axis``; one fused kernel for all three.
+
+    Its own gradient, for cotangents (u, u_w, u_b): to g, w F(u) + u_w h + u_b; to x, the
+    x-adjoint of F at g w plus F(g u_w); to w, sum(g F(u)) (w, u_w, u_b laid along the
+    channel axis)."""
+
+    def __init__(self, axes: Shape, eps: float, normalized: NDArray, inv_std: NDArray,
+                 channel_axis: int):
+        self.adjoint_map = NormalizeGrad(axes, eps, normalized, inv_std)
         self.channel_axis = channel_axis
 
-    def compute(self, g: NDArray, x: NDArray, weight: NDArray | None = None) -> NDArray:
-        return fused.normalize_grad(g, self.normalized, self.inv_std, self.axes, weight,
-                                    self.channel_axis)
+    def compute(self, g: NDArray, x: NDArray, weight: NDArray) -> tuple[NDArray, ...]:
+        adjoint = self.adjoint_map
+        return fused.normalize_affine_grad(g, adjoint.normalized, adjoint.inv_std,
+                                           adjoint.axes, weight, self.channel_axis)
 
-    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, ...]:
-        g, x = node.inputs[:2]
-        unweighted = NormalizeGrad(self.axes, self.eps, self.normalized, self.inv_std)
-        adjoint = unweighted(out_grad, x)  # F(u)
-        h = Normalize(self.axes, self.eps, self.channel_axis, self.normalized,
-                      self.inv_std)(x)
-        weight = _along(node.inputs[2], x.shape, self.channel_axis) \
-            if len(node.inputs) == 3 else None
-        g_eff = g if weight is None else g * weight
-        n = _group_size(x.shape, self.axes)
-        inner = _sum_kept(out_grad * node, self.axes) * h + \
-            _sum_kept(g_eff * h, self.axes) * adjoint + _sum_kept(out_grad * h, self.axes) * node
-        grad_x = -(_inv_std(x, self.axes, self.eps) / n) * inner
-        if weight is None:
-            return adjoint, grad_x
-        others = _other_axes(x.ndim, self.channel_axis)
-        return adjoint * weight, grad_x, (g * adjoint).sum(others)
+    def gradient(self, out_grad: TensorTuple, node: TensorTuple) -> tuple[Tensor, ...]:
+        g, x, weight = node.inputs
+        u, u_weight, u_bias = out_grad[0], out_grad[1], out_grad[2]
+        adjoint, axis = self.adjoint_map, self.channel_axis
+        w = _along(weight, x.shape, axis)
+        f_u, h = adjoint.again(u, x), adjoint.normalized_of(x)
+        grad_g = w * f_u + _along(u_weight, x.shape, axis) * h + _along(u_bias, x.shape, axis)
+        grad_x = adjoint.adjoint_x(u, node[0], g * w, x, f_u) + \
+            adjoint.again(g * _along(u_weight, x.shape, axis), x)
+        return grad_g, grad_x, (g * f_u).sum(_other_axes(x.ndim, axis))

@@ -104,20 +104,22 @@ def test_normalize_with_weight_and_bias(shape, axes, channel_axis):
                              name="normalize affine")
 
 
-@pytest.mark.parametrize("shape, axes, channel_axis", AFFINE_CASES[:3])
+@pytest.mark.parametrize("shape, axes, channel_axis", AFFINE_CASES)
 def test_normalize_with_weight_second_derivative(shape, axes, channel_axis):
+    """Through NormalizeAffineGrad's own gradient: the upstream gradient 2 out p depends on
+    x, w and b, so every cotangent path (dx, dw, db) is exercised."""
     local = np.random.default_rng(7)
-    x, w = local.standard_normal(shape), local.standard_normal(shape[channel_axis])
-    bias = ndl.Tensor(local.standard_normal(shape[channel_axis]), dtype="float64")
+    x = local.standard_normal(shape)
+    w, b = local.standard_normal((2, shape[channel_axis]))
     projection = ndl.Tensor(local.standard_normal(shape), dtype="float64", requires_grad=False)
 
-    def gradients(a, weight):
+    def gradients(a, weight, bias):
         with ndl.enable_grad():
             out = ops.normalize(a, axes, 1e-5, weight, bias, channel_axis)
-            (out * projection).sum().backward(create_graph=True)
-        return a.grad + a, weight.grad
+            (out * out * projection).sum().backward(create_graph=True)
+        return a.grad + a, weight.grad, bias.grad
 
-    check_finite_differences(gradients, x, w, tol=1e-5, name="normalize affine 2nd")
+    check_finite_differences(gradients, x, w, b, tol=1e-5, name="normalize affine 2nd")
 
 
 def test_normalize_rejects_misshaped_weight():
