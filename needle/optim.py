@@ -192,6 +192,12 @@ def _check_positive(**values: float) -> None:
             raise ValueError(f"{name} must be >= 0, got {value}")
 
 
+def _check_positive_int(**values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _check_unit(**values: float) -> None:
     for name, value in values.items():
         if not 0 <= value < 1:
@@ -421,8 +427,7 @@ class StepLR(LRScheduler):
     """lr = base_lr gamma^(epoch // step_size)."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
-        if step_size <= 0:
-            raise ValueError(f"step_size must be a positive integer, got {step_size}")
+        _check_positive_int(step_size=step_size)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer)
 
@@ -434,8 +439,7 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2."""
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
-        if T_max <= 0:
-            raise ValueError(f"T_max must be a positive integer, got {T_max}")
+        _check_positive_int(T_max=T_max)
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer)
 

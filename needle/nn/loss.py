@@ -37,13 +37,33 @@ def _class_ids(y: Tensor | np.ndarray, logits: Tensor) -> np.ndarray:
     return labels
 
 
-class SoftmaxLoss(Module):
-    """Mean over the batch of logsumexp(logits_i) - logits_i[y_i]; logits (N, C), y (N,)
-    integer class ids. ``reduction`` "sum" or "none" (per sample, (N,)) as in PyTorch."""
+class _Loss(Module):
+    """A loss with PyTorch's ``reduction``: "mean", "sum" or "none"."""
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
         self.reduction = _check_reduction(reduction)
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}"
+
+
+class _ElementwiseLoss(_Loss):
+    """A loss of two tensors of one shape: ``pointwise(prediction, target)`` reduced."""
+
+    def pointwise(self, prediction: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        if prediction.shape != target.shape:
+            raise ValueError(f"{type(self).__name__} needs equal shapes, got prediction "
+                             f"{prediction.shape} and target {target.shape}")
+        return _reduce(self.pointwise(prediction, target), self.reduction)
+
+
+class SoftmaxLoss(_Loss):
+    """Mean over the batch of logsumexp(logits_i) - logits_i[y_i]; logits (N, C), y (N,)
+    integer class ids. ``reduction`` "sum" or "none" (per sample, (N,)) as in PyTorch."""
 
     def forward(self, logits: Tensor, y: Tensor) -> Tensor:
         return ops.softmax_cross_entropy(logits, _class_ids(y, logits), self.reduction)
@@ -53,33 +73,19 @@ class CrossEntropyLoss(SoftmaxLoss):
     """PyTorch's name for SoftmaxLoss: softmax cross-entropy of logits (N, C) and ids (N,)."""
 
 
-class MSELoss(Module):
+class MSELoss(_ElementwiseLoss):
     """Mean of (prediction - target)^2 over all elements (shapes must match)."""
 
-    def __init__(self, reduction: str = "mean"):
-        super().__init__()
-        self.reduction = _check_reduction(reduction)
-
-    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        if prediction.shape != target.shape:
-            raise ValueError(f"MSELoss needs equal shapes, got prediction {prediction.shape} "
-                             f"and target {target.shape}")
+    def pointwise(self, prediction: Tensor, target: Tensor) -> Tensor:
         diff = prediction - target
-        return _reduce(diff * diff, self.reduction)
+        return diff * diff
 
 
-class BCEWithLogitsLoss(Module):
+class BCEWithLogitsLoss(_ElementwiseLoss):
     """Binary cross-entropy of logits z and targets y in [0, 1]: softplus(z) - z y, the
     stable form of -[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))]."""
 
-    def __init__(self, reduction: str = "mean"):
-        super().__init__()
-        self.reduction = _check_reduction(reduction)
-
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        if logits.shape != target.shape:
-            raise ValueError(f"BCEWithLogitsLoss needs equal shapes, got logits {logits.shape} "
-                             f"and target {target.shape}")
+    def pointwise(self, logits: Tensor, target: Tensor) -> Tensor:
         zeros = init.zeros_like(logits)
         softplus = ops.logsumexp(ops.stack([zeros, logits], axis=0), axes=0)  # log(1 + e^z)
-        return _reduce(softplus - logits * target, self.reduction)
+        return softplus - logits * target
