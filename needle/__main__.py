@@ -132,7 +132,7 @@ def epoch_line(entry: dict[str, Any]) -> str:
     for key, value in entry.items():
         if key.startswith(("train_", "test_")):
             parts.append(f"{key} {value:.4f}")
-    parts.append(f"lr {entry['lr']:.3g}  {entry['seconds']:.1f}s")
+    parts.append(f"lr {entry['lr']:.3g}  {entry['seconds']:.2f}s")
     return "  ".join(parts)
 
 
@@ -154,12 +154,16 @@ LOOPS: dict[str, Callable[[nn.Module, Data, argparse.Namespace], History]] = {
 
 
 # ---------------------------------------------------------------------------- outputs
+METRIC_NAMES = {"loss": "loss", "acc": "accuracy", "ppl": "perplexity"}
+
+
 def plot_curves(history: History, path: str) -> None:
     """Loss (left) and the other metrics (right) per epoch, train vs test, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [e["epoch"] for e in history]
     metrics = sorted({k.split("_", 1)[1] for e in history for k in e
@@ -172,7 +176,8 @@ def plot_curves(history: History, path: str) -> None:
                 ax.plot(epochs, [e.get(key, float("nan")) for e in history], marker="o",
                         label=split)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
