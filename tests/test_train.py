@@ -114,3 +114,12 @@ def test_resume_from_something_else_is_a_clear_error(tmp_path):
     ndl.save(model.state_dict(), path)
     with pytest.raises(ValueError, match="weights.safetensors: not a needle training checkpoint"):
         train.fit(model, loader, opt, 2, resume=str(path))
+
+
+def test_progress_bars_are_drawn_with_tqdm(capsys):
+    model, opt, _, loader, test = setup()
+    error, _ = train.epoch(test, model, progress=True)
+    train.fit(model, loader, opt, 1, progress=True)
+    drawn = capsys.readouterr().err
+    assert "eval" in drawn and "train" in drawn and "it/s" in drawn
+    assert 0 <= error <= 1
