@@ -113,19 +113,29 @@ def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:
     return out
 
 
-def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str) -> NDArray:
-    """logsumexp(z_i) - z_i[y_i] per row of logits (N, C) (shifted by the row max, so
-    nothing overflows); its mean or sum, or the (N,) values for reduction "none"."""
+def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
+                          ) -> tuple[NDArray, NDArray]:
+    """(loss, softmax): logsumexp(z_i) - z_i[y_i] per row of logits (N, C) (shifted by the
+    row max, so nothing overflows), its mean or sum or the (N,) values for reduction
+    "none"; and the softmax of the rows, for the gradient."""
     xp, z = logits.device.module(), logits._array
-    rows = xp.arange(z.shape[0])
-    labels = xp.asarray(labels)
+    rows, labels = xp.arange(z.shape[0]), xp.asarray(labels)
     shift = z.max(axis=1, keepdims=True)
-    lse = xp.exp(z - shift).sum(axis=1)
-    xp.log(lse, out=lse)
-    lse += shift[:, 0]
-    lse -= z[rows, labels]
-    if reduction == "none":
-        return _wrap(lse, logits.device)
-    total = lse.sum(keepdims=False)
-    return _wrap(xp.asarray(total / z.shape[0] if reduction == "mean" else total,
-                            dtype=z.dtype), logits.device)
+    probs = xp.exp(z - shift)
+    total = probs.sum(axis=1, keepdims=True)
+    probs /= total
+    losses = xp.log(total[:, 0])
+    losses += shift[:, 0]
+    losses -= z[rows, labels]
+    if reduction != "none":
+        losses = xp.asarray(losses.sum() / (z.shape[0] if reduction == "mean" else 1),
+                            dtype=z.dtype)
+    return _wrap(losses, logits.device), _wrap(probs, logits.device)
+
+
+def softmax_cross_entropy_grad(probs: NDArray, labels: Any, scale: NDArray) -> NDArray:
+    """(probs - onehot(labels)) scale, with scale () or (N, 1) broadcast over rows."""
+    xp, out = probs.device.module(), probs._array.copy()
+    out[xp.arange(out.shape[0]), xp.asarray(labels)] -= 1
+    out *= scale._array
+    return _wrap(out, probs.device)

@@ -4,7 +4,7 @@ function for each, and compositions with no backward code of their own."""
 from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
 from .compose import mean, sigmoid, softmax, sqrt, sub
-from .cross_entropy import SoftmaxCrossEntropy, softmax_cross_entropy
+from .cross_entropy import SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad, softmax_cross_entropy
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
@@ -38,5 +38,5 @@ __all__ = [
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
     # fused ops for speed (Linear, Normalize, SoftmaxCrossEntropy) and erf
     "Erf", "Linear", "Normalize", "NormalizeAffineGrad", "NormalizeGrad", "SoftmaxCrossEntropy",
-    "erf", "linear", "normalize", "softmax_cross_entropy",
+    "SoftmaxCrossEntropyGrad", "erf", "linear", "normalize", "softmax_cross_entropy",
 ]
