@@ -226,6 +226,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    """Train a model on a dataset, printing a line per epoch; write history, curves, model."""
     if args.resume and not os.path.isfile(args.resume):
         raise SystemExit(f"--resume: no checkpoint file at {args.resume}")
     np.random.seed(args.seed)
@@ -253,10 +254,13 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m needle",
-                                     description=__doc__.splitlines()[0] if __doc__ else None)
+                                     description="needle's command line (python -m needle "
+                                                 "COMMAND --help for a command's options)")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (add_arguments, run) in COMMANDS.items():
-        sub = commands.add_parser(name)
+        summary = (run.__doc__ or "").strip().splitlines()[:1]
+        sub = commands.add_parser(name, help=summary[0] if summary else None,
+                                  description=summary[0] if summary else None)
         add_arguments(sub)
         sub.set_defaults(run=run)
     args = parser.parse_args(argv)
