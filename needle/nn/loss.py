@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import init, ops
 from ..autograd import Tensor
 from .module import Module
@@ -22,19 +20,6 @@ def _reduce(losses: Tensor, reduction: str) -> Tensor:
         return losses
     total = losses.sum()
     return total if reduction == "sum" else total / max(losses.size, 1)
-
-
-def _class_ids(y: Tensor | np.ndarray, logits: Tensor) -> np.ndarray:
-    """Labels as an int array of shape (N,), checked against the logits (N, C)."""
-    labels = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
-    if labels.shape != logits.shape[:1] or logits.ndim != 2:
-        raise ValueError(f"expected logits (N, C) and labels (N,), got {logits.shape} and "
-                         f"{labels.shape}")
-    labels = labels.astype(np.int64, copy=False)  # float ids (e.g. language-model targets)
-    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-        raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got values in "
-                         f"[{labels.min()}, {labels.max()}]")
-    return labels
 
 
 class _Loss(Module):
@@ -63,10 +48,11 @@ class _ElementwiseLoss(_Loss):
 
 class SoftmaxLoss(_Loss):
     """Mean over the batch of logsumexp(logits_i) - logits_i[y_i]; logits (N, C), y (N,)
-    integer class ids. ``reduction`` "sum" or "none" (per sample, (N,)) as in PyTorch."""
+    class ids (IndexError outside [0, C)). ``reduction`` "sum" or "none" (per sample, (N,))
+    as in PyTorch."""
 
     def forward(self, logits: Tensor, y: Tensor) -> Tensor:
-        return ops.softmax_cross_entropy(logits, _class_ids(y, logits), self.reduction)
+        return ops.softmax_cross_entropy(logits, y, self.reduction)
 
 
 class CrossEntropyLoss(SoftmaxLoss):

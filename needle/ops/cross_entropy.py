@@ -34,9 +34,23 @@ class SoftmaxCrossEntropy(TensorOp):
             node.inputs[0], out_grad)
 
 
-def softmax_cross_entropy(logits: Tensor, labels: Any, reduction: str = "mean") -> Tensor:
-    """The softmax cross-entropy of ``logits`` (N, C) against integer ``labels`` (N,)."""
-    return SoftmaxCrossEntropy(np.asarray(labels), reduction)(logits)
+def softmax_cross_entropy(logits: Tensor, labels: Any, reduction: str = "none") -> Tensor:
+    """The softmax cross-entropy of ``logits`` (N, C) against class ids ``labels`` (N,) (a
+    Tensor or array, integers or whole floats, no gradient): per row (N,) by default, or
+    its "mean" or "sum"; a clear error for ids outside [0, C)."""
+    ids = labels.numpy() if isinstance(labels, Tensor) else np.asarray(labels)
+    if logits.ndim != 2 or ids.shape != logits.shape[:1]:
+        raise ValueError(f"expected logits (N, C) and labels (N,), got {logits.shape} and "
+                         f"{ids.shape}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if ids.dtype.kind == "f" and not np.array_equal(ids, np.round(ids)):
+        raise ValueError(f"labels must be whole numbers, got dtype {ids.dtype} with fractions")
+    ids = ids.astype(np.int64, copy=False)
+    if ids.size and (ids.min() < 0 or ids.max() >= logits.shape[1]):
+        raise IndexError(f"labels must lie in [0, {logits.shape[1]}), got values in "
+                         f"[{ids.min()}, {ids.max()}]")
+    return SoftmaxCrossEntropy(ids, reduction)(logits)
 
 
 class SoftmaxCrossEntropyGrad(TensorOp):

@@ -31,6 +31,19 @@ def test_matches_torch_and_has_second_derivatives(reduction):
 
 def test_large_logits_stay_finite():
     logits = np.array([[3e4, -3e4, 0.0], [-1e4, 1e4, 2e4]], np.float32)
-    check_torch(lambda z: ops.softmax_cross_entropy(z, [1, 0]),
+    check_torch(lambda z: ops.softmax_cross_entropy(z, [1, 0], "mean"),
                 lambda z: torch.nn.functional.cross_entropy(z, torch.tensor([1, 0])),
                 logits, rtol=1e-6, atol=1e-3, name="cross entropy large")
+
+
+def test_per_row_by_default_and_bad_labels():
+    logits = ndl.Tensor(np.zeros((2, 3), np.float32))
+    assert ops.softmax_cross_entropy(logits, np.array([0, 2])).shape == (2,)
+    np.testing.assert_allclose(ops.softmax_cross_entropy(logits, [0.0, 2.0]).numpy(),
+                               np.log([3, 3]), rtol=1e-6)
+    with pytest.raises(IndexError, match=r"\[0, 3\), got values in \[-1, 0\]"):
+        ops.softmax_cross_entropy(logits, [-1, 0])
+    with pytest.raises(ValueError, match="whole numbers"):
+        ops.softmax_cross_entropy(logits, [0.5, 1.0])
+    with pytest.raises(ValueError, match=r"labels \(N,\), got \(2, 3\) and \(3,\)"):
+        ops.softmax_cross_entropy(logits, [0, 1, 2])
