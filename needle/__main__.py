@@ -207,10 +207,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument("--batch-size", type=positive_int, default=100)
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
     parser.add_argument("--weight-decay", type=float, default=1e-3)
-    parser.add_argument("--scheduler", choices=sorted(SCHEDULERS), default="none",
+    parser.add_argument("--scheduler", choices=sorted(SCHEDULERS), default="cosine",
                         help="learning-rate schedule over the epochs")
     parser.add_argument("--hidden-dim", type=positive_int, default=100)
     parser.add_argument("--num-blocks", type=int, default=3)

@@ -89,8 +89,9 @@ def test_digits_accuracy_at_least_97_percent():
     model = MLPResNet(64, hidden_dim=100, num_blocks=3, num_classes=10)
     train = ndl.data.DataLoader(ndl.data.Digits(train=True), 100, shuffle=True)
     test = ndl.data.DataLoader(ndl.data.Digits(train=False), 100)
-    opt = ndl.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)
-    history = ndl.train.fit(model, train, opt, 20, test_loader=test)
+    opt = ndl.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-3)
+    history = ndl.train.fit(model, train, opt, 20, test_loader=test,
+                            scheduler=ndl.optim.CosineAnnealingLR(opt, T_max=20))
     print(f"digits: test accuracy {history[-1]['test_acc']:.4f} after 20 epochs")
     assert history[-1]["test_acc"] >= 0.97
 
