@@ -1,8 +1,11 @@
 """Neural-network layers: Modules with Parameters, PyTorch's shape and needle's contract."""
 
-from .basic import (BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, Linear, ReLU, Residual,
-                    Sequential, Sigmoid, SoftmaxLoss, Tanh)
+from .basic import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, LeakyReLU, Linear,
+                    ReLU, Residual, Sequential, Sigmoid, Tanh)
+from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
+from .summary import summary
 
-__all__ = ["BatchNorm1d", "Dropout", "Flatten", "Identity", "LayerNorm1d", "Linear", "Module",
-           "Parameter", "ReLU", "Residual", "Sequential", "Sigmoid", "SoftmaxLoss", "Tanh"]
+__all__ = ["BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "Flatten", "GELU",
+           "Identity", "LayerNorm1d", "LeakyReLU", "Linear", "MSELoss", "Module", "Parameter",
+           "ReLU", "Residual", "Sequential", "Sigmoid", "SoftmaxLoss", "Tanh", "summary"]

@@ -4,6 +4,7 @@ function for each, and compositions with no backward code of their own."""
 from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
 from .compose import mean, sigmoid, softmax, sqrt, sub
+from .cross_entropy import SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad, softmax_cross_entropy
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
@@ -12,8 +13,11 @@ from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWise
                           power, power_scalar, relu, tanh)
 from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
 from .logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
+from .linear import Linear, linear
 from .matmul import MatMul, matmul
+from .normalization import Normalize, NormalizeAffineGrad, NormalizeGrad, normalize
 from .reduce import Max, Summation, max, summation
+from .special import Erf, erf
 from .shape import (BroadcastTo, Concatenate, Dilate, Flip, Pad, Permute, Reshape, Split, Stack,
                     UnDilate, broadcast_to, concatenate, dilate, flip, pad, permute, reshape,
                     split, stack, transpose, undilate)
@@ -32,4 +36,7 @@ __all__ = [
     "multiply", "negate", "normalize_axes", "not_equal", "pad", "permute", "power",
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
+    # fused ops for speed (Linear, Normalize, SoftmaxCrossEntropy) and erf
+    "Erf", "Linear", "Normalize", "NormalizeAffineGrad", "NormalizeGrad", "SoftmaxCrossEntropy",
+    "SoftmaxCrossEntropyGrad", "erf", "linear", "normalize", "softmax_cross_entropy",
 ]
