@@ -4,6 +4,8 @@ function for each, and compositions with no backward code of their own."""
 from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
 from .compose import mean, sigmoid, softmax, sqrt, sub
+from .conv import (Col2Im, Conv, ConvTranspose, ConvWeight, Im2Col, avg_pool2d, col2im, conv,
+                   conv_transpose, conv_weight, im2col, max_pool2d)
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
@@ -20,12 +22,14 @@ from .shape import (BroadcastTo, Concatenate, Dilate, Flip, Pad, Permute, Reshap
 from .tuple import MakeTensorTuple, TupleGetItem, make_tuple, tuple_get_item
 
 __all__ = [
-    "AddScalar", "AsType", "BroadcastTo", "Compare", "Concatenate", "Dilate", "DivScalar",
+    "AddScalar", "AsType", "BroadcastTo", "Col2Im", "Compare", "Concatenate", "Conv",
+    "ConvTranspose", "ConvWeight", "Dilate", "DivScalar", "Im2Col",
     "EWiseAdd", "EWiseDiv", "EWiseMul", "EWisePow", "Exp", "Flip", "GetItem", "IndexAdd", "Log",
     "LogSoftmax", "LogSumExp", "LogicalNot", "MakeTensorTuple", "MatMul", "Max", "Maximum",
     "MulScalar", "Negate", "Pad", "Permute", "PowerScalar", "ReLU", "Reshape", "Split", "Stack",
     "Summation", "Tanh", "TupleGetItem", "UnDilate", "Where",
-    "add", "add_scalar", "astype", "broadcast_tensors", "broadcast_to", "concatenate",
+    "add", "add_scalar", "astype", "avg_pool2d", "broadcast_tensors", "broadcast_to", "col2im",
+    "concatenate", "conv", "conv_transpose", "conv_weight", "im2col", "max_pool2d",
     "dilate", "divide", "divide_scalar", "equal", "exp", "flip", "getitem", "greater",
     "greater_equal", "index_add", "keepdims_shape", "less", "less_equal", "log", "logical_not",
     "logsoftmax", "logsumexp", "make_tuple", "matmul", "max", "maximum", "mean", "mul_scalar",
