@@ -6,7 +6,9 @@ exponential average, ``u = momentum u + (1 - momentum) g`` (PyTorch: ``u = momen
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
+
+import numpy as np
 
 from .autograd import Tensor
 from .backend_ndarray import NDArray
@@ -28,6 +30,31 @@ class Optimizer:
 
     zero_grad = reset_grad
 
+    def state_dict(self) -> dict[str, Any]:
+        """Hyper-parameters and per-parameter buffers (by parameter index), as numpy copies."""
+        buffers = {name: getattr(self, name) for name in self._buffers}
+        return {"hyper": {k: getattr(self, k) for k in self._hyper},
+                "state": [{name: table[id(p)].numpy().copy() for name, table in buffers.items()
+                           if id(p) in table} for p in self.params]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (same parameters, in the same order)."""
+        if len(state["state"]) != len(self.params):
+            raise ValueError(f"optimizer state holds {len(state['state'])} parameters, this "
+                             f"optimizer has {len(self.params)}")
+        for k, v in state["hyper"].items():
+            setattr(self, k, v)
+        for p, entry in zip(self.params, state["state"]):
+            for name, value in entry.items():
+                if tuple(np.shape(value)) != p.shape:
+                    raise ValueError(f"optimizer state {name!r} has shape {np.shape(value)}, "
+                                     f"its parameter {p.shape}")
+                getattr(self, name)[id(p)] = NDArray(np.asarray(value), device=p.device,
+                                                     dtype=p.dtype)
+
+    _hyper: tuple[str, ...] = ("lr",)
+    _buffers: tuple[str, ...] = ()
+
 
 def _grad_with_decay(param: Tensor, weight_decay: float) -> NDArray:
     """g + wd w, the gradient with its L2 term, as an NDArray in the parameter's dtype."""
@@ -45,6 +72,9 @@ class SGD(Optimizer):
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.u: dict[int, NDArray] = {}
+
+    _hyper = ("lr", "momentum", "weight_decay")
+    _buffers = ("u",)
 
     def step(self) -> None:
         for p in self.params:
@@ -74,6 +104,9 @@ class Adam(Optimizer):
         self.t = 0
         self.m: dict[int, NDArray] = {}
         self.v: dict[int, NDArray] = {}
+
+    _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay", "t")
+    _buffers = ("m", "v")
 
     def step(self) -> None:
         self.t += 1

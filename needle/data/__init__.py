@@ -1,7 +1,11 @@
 """Datasets, the DataLoader and image transforms."""
 
-from .dataloader import DataLoader
-from .dataset import Dataset, NDArrayDataset
+from .dataloader import DataLoader, default_collate
+from .dataset import Dataset, NDArrayDataset, Subset
+from .digits import Digits, load_digits_split
 from .mnist import MNISTDataset, parse_mnist
+from .transforms import Compose, Normalize, RandomCrop, RandomFlipHorizontal, Transform
 
-__all__ = ["DataLoader", "Dataset", "MNISTDataset", "NDArrayDataset", "parse_mnist"]
+__all__ = ["Compose", "DataLoader", "Dataset", "Digits", "MNISTDataset", "NDArrayDataset",
+           "Normalize", "RandomCrop", "RandomFlipHorizontal", "Subset", "Transform",
+           "default_collate", "load_digits_split", "parse_mnist"]
