@@ -164,3 +164,27 @@ def test_missing_and_truncated_files_name_the_file(tmp_path):
     (tmp_path / "test_batch").write_bytes(raw[:len(raw) // 2])
     with pytest.raises(ValueError, match="test_batch: not a CIFAR-10 python batch file"):
         ndl.data.CIFAR10Dataset(str(tmp_path), train=False)
+
+
+def test_command_line_trains_resnet9_on_cifar10_files(tmp_path, capsys):
+    from needle.__main__ import main
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    write_cifar(folder, sizes=(8, 8, 8, 8, 8, 12))
+    out = tmp_path / "run"
+    main(["train", "--model", "resnet9", "--dataset", "cifar10", "--data-dir", str(tmp_path),
+          "--epochs", "2", "--batch-size", "16", "--optimizer", "sgd", "--lr", "0.01",
+          "--augment", "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert "cifar10: 40 training and 12 test images" in printed
+    assert "epoch   2" in printed and "test accuracy" in printed
+    assert (out / "model.safetensors").is_file() and (out / "history.json").is_file()
+
+
+def test_command_line_says_when_cifar10_is_missing(tmp_path):
+    from needle.__main__ import main
+
+    with pytest.raises(FileNotFoundError, match="data_batch_1: no such CIFAR-10 batch file"):
+        main(["train", "--model", "resnet9", "--dataset", "cifar10", "--data-dir",
+              str(tmp_path), "--out", str(tmp_path / "run")])
