@@ -15,6 +15,8 @@ Pooling is a composition: ``im2col`` (a window-view op whose adjoint is the scat
 
 from __future__ import annotations
 
+import math
+
 from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor, TensorOp
 from .reduce import max as reduce_max
@@ -47,6 +49,20 @@ def _im2col(a: NDArray, kernel: Pair, stride: int, padding: int) -> NDArray:
     """The im2col matrix (N·H_out·W_out, K_h·K_w·C): one copy of the padded window view."""
     windows = _windows(_pad_hw(a, padding), kernel, stride)
     return windows.compact().reshape((-1, kernel[0] * kernel[1] * a.shape[3]))
+
+
+def _col2im(cols: NDArray, shape: tuple[int, ...], stride: int, padding: int) -> NDArray:
+    """Windows (N, H_out, W_out, K_h, K_w, C) summed back into an image of ``shape``
+    (N, H, W, C), the padding cropped: K_h·K_w strided adds, each over every window."""
+    n, out_h, out_w, k_h, k_w, c = cols.shape
+    h, w, p = shape[1], shape[2], padding
+    image = nd.full((n, h + 2 * p, w + 2 * p, c), 0, cols.dtype, cols.device)
+    for i in range(k_h):
+        for j in range(k_w):
+            rows = slice(i, i + stride * (out_h - 1) + 1, stride)
+            columns = slice(j, j + stride * (out_w - 1) + 1, stride)
+            image[:, rows, columns, :] = image[:, rows, columns, :] + cols[:, :, :, i, j, :]
+    return image[:, p:p + h, p:p + w, :]
 
 
 def _matrix(w: NDArray) -> NDArray:
@@ -107,8 +123,9 @@ class ConvTranspose(TensorOp):
     w (K_h,K_w,C_in,C_out); returns (N, H, W, C_in), H = (H_o-1)s - 2p + K_h + output_padding.
     df = (conv(z, w), conv_weight(z, g)) for the adjoint z.
 
-    A primitive for speed: g is dilated and padded in one copy, then convolved (stride 1)
-    with the flipped, in/out-swapped kernel: one im2col and one matmul, no scatter."""
+    A primitive for speed. Stride 1: g padded in one copy, then convolved with the flipped,
+    in/out-swapped kernel (one im2col, one matmul, no scatter). Larger strides: one matmul
+    g w^T and a col2im scatter, as dilating g would multiply the work by stride²."""
 
     def __init__(self, stride: int = 1, padding: int = 0, output_padding: Pair = (0, 0)):
         self.stride = stride
@@ -116,28 +133,37 @@ class ConvTranspose(TensorOp):
         self.output_padding = output_padding
 
     def compute(self, g: NDArray, w: NDArray) -> NDArray:
-        kernel = (w.shape[0], w.shape[1])
         n, out_h, out_w = g.shape[:3]
-        h, w_ = (self._in_size(out_h, kernel[0], 0), self._in_size(out_w, kernel[1], 1))
-        spread = self._dilate_and_pad(g, kernel, h, w_)
-        cols = _windows(spread, kernel, 1).compact().reshape((n * h * w_, -1))
+        shape = (n, self._in_size(out_h, w.shape[0], 0), self._in_size(out_w, w.shape[1], 1),
+                 w.shape[2])
+        return self._by_im2col(g, w, shape) if self.stride == 1 else self._by_col2im(g, w, shape)
+
+    def _by_im2col(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
+        """Stride 1: a convolution of the padded g with the flipped, in/out-swapped kernel."""
+        kernel = (w.shape[0], w.shape[1])
+        spread = self._pad_for_adjoint(g, kernel)
+        cols = _windows(spread, kernel, 1).compact().reshape((math.prod(shape[:3]), -1))
         flipped = w.flip((0, 1)).permute((0, 1, 3, 2))
-        return (cols @ _matrix(flipped)).reshape((n, h, w_, w.shape[2]))
+        return (cols @ _matrix(flipped)).reshape(shape)
+
+    def _by_col2im(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
+        """Stride > 1: g w^T gives every window's share, summed back by col2im; the dilated
+        convolution would spend stride² times the flops on zeros."""
+        cols = g.compact().reshape((-1, g.shape[3])) @ _matrix(w).permute((1, 0))
+        cols = cols.reshape(g.shape[:3] + w.shape[:3])
+        return _col2im(cols, shape, self.stride, self.padding)
 
     def _in_size(self, out_size: int, kernel: int, axis: int) -> int:
         extra = self.output_padding[axis]
         return (out_size - 1) * self.stride - 2 * self.padding + kernel + extra
 
-    def _dilate_and_pad(self, g: NDArray, kernel: Pair, h: int, w: int) -> NDArray:
-        """g's rows and columns ``stride`` apart after K-1 zeros, cropped to start at
-        ``padding``: the input every window of the stride-1 adjoint convolution reads."""
-        n, out_h, out_w, c = g.shape
-        s, p = self.stride, self.padding
-        full_h = max(p + h + kernel[0] - 1, kernel[0] + s * (out_h - 1))
-        full_w = max(p + w + kernel[1] - 1, kernel[1] + s * (out_w - 1))
-        spread = nd.full((n, full_h, full_w, c), 0, g.dtype, g.device)
-        spread[:, kernel[0] - 1::s, kernel[1] - 1::s, :][:, :out_h, :out_w, :] = g
-        return spread[:, p:p + h + kernel[0] - 1, p:p + w + kernel[1] - 1, :]
+    def _pad_for_adjoint(self, g: NDArray, kernel: Pair) -> NDArray:
+        """g with K-1 zeros on every side, less ``padding`` (a crop where that is negative):
+        what the windows of the stride-1 adjoint convolution read."""
+        (n, out_h, out_w, c), (k_h, k_w), p = g.shape, kernel, self.padding
+        spread = nd.full((n, out_h + 2 * k_h - 2, out_w + 2 * k_w - 2, c), 0, g.dtype, g.device)
+        spread[:, k_h - 1:k_h - 1 + out_h, k_w - 1:k_w - 1 + out_w, :] = g
+        return spread[:, p:p + out_h + 2 * k_h - 2 - 2 * p, p:p + out_w + 2 * k_w - 2 - 2 * p, :]
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
         g, w = node.inputs
@@ -233,16 +259,7 @@ class Col2Im(TensorOp):
         self.padding = padding
 
     def compute(self, cols: NDArray) -> NDArray:
-        n, out_h, out_w, k_h, k_w, c = cols.shape
-        s, p = self.stride, self.padding
-        h, w = self.shape[1], self.shape[2]
-        image = nd.full((n, h + 2 * p, w + 2 * p, c), 0, cols.dtype, cols.device)
-        for i in range(k_h):  # K² strided adds, each over every window at once
-            for j in range(k_w):
-                rows, columns = slice(i, i + s * (out_h - 1) + 1, s), \
-                    slice(j, j + s * (out_w - 1) + 1, s)
-                image[:, rows, columns, :] = image[:, rows, columns, :] + cols[:, :, :, i, j, :]
-        return image[:, p:p + h, p:p + w, :]
+        return _col2im(cols, self.shape, self.stride, self.padding)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
         kernel = node.inputs[0].shape[3:5]

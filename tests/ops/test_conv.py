@@ -93,7 +93,7 @@ def test_conv_weight_matches_torch(case):
 
 @pytest.mark.parametrize("shape, k, stride, padding", [
     ((2, 5, 4, 2), 3, 1, 1), ((1, 6, 7, 3), 2, 2, 0), ((2, 4, 5, 1), 3, 3, 2),
-    ((1, 3, 3, 2), 1, 2, 3)])
+    ((1, 3, 3, 2), 1, 2, 3), ((1, 4, 3, 2), 2, 1, 3)])
 def test_conv_ops_match_finite_differences(shape, k, stride, padding):
     rng = np.random.default_rng(0)
     a = rng.standard_normal(shape)
