@@ -15,7 +15,9 @@ from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWise
 from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
 from .logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
 from .matmul import MatMul, matmul
+from .normalization import Normalize, NormalizeGrad, normalize
 from .reduce import Max, Summation, max, summation
+from .special import Erf, erf
 from .shape import (BroadcastTo, Concatenate, Dilate, Flip, Pad, Permute, Reshape, Split, Stack,
                     UnDilate, broadcast_to, concatenate, dilate, flip, pad, permute, reshape,
                     split, stack, transpose, undilate)
@@ -24,16 +26,16 @@ from .tuple import MakeTensorTuple, TupleGetItem, make_tuple, tuple_get_item
 __all__ = [
     "AddScalar", "AsType", "BroadcastTo", "Col2Im", "Compare", "Concatenate", "Conv",
     "ConvTranspose", "ConvWeight", "Dilate", "DivScalar", "Im2Col",
-    "EWiseAdd", "EWiseDiv", "EWiseMul", "EWisePow", "Exp", "Flip", "GetItem", "IndexAdd", "Log",
+    "EWiseAdd", "EWiseDiv", "Erf", "EWiseMul", "EWisePow", "Exp", "Flip", "GetItem", "IndexAdd", "Log",
     "LogSoftmax", "LogSumExp", "LogicalNot", "MakeTensorTuple", "MatMul", "Max", "Maximum",
-    "MulScalar", "Negate", "Pad", "Permute", "PowerScalar", "ReLU", "Reshape", "Split", "Stack",
+    "MulScalar", "Negate", "Normalize", "NormalizeGrad", "Pad", "Permute", "PowerScalar", "ReLU", "Reshape", "Split", "Stack",
     "Summation", "Tanh", "TupleGetItem", "UnDilate", "Where",
     "add", "add_scalar", "astype", "avg_pool2d", "broadcast_tensors", "broadcast_to", "col2im",
     "concatenate", "conv", "conv_transpose", "conv_weight", "im2col", "max_pool2d",
-    "dilate", "divide", "divide_scalar", "equal", "exp", "flip", "getitem", "greater",
+    "dilate", "divide", "divide_scalar", "equal", "erf", "exp", "flip", "getitem", "greater",
     "greater_equal", "index_add", "keepdims_shape", "less", "less_equal", "log", "logical_not",
     "logsoftmax", "logsumexp", "make_tuple", "matmul", "max", "maximum", "mean", "mul_scalar",
-    "multiply", "negate", "normalize_axes", "not_equal", "pad", "permute", "power",
+    "multiply", "negate", "normalize", "normalize_axes", "not_equal", "pad", "permute", "power",
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
 ]
