@@ -127,15 +127,11 @@ class ConvTranspose2d(Module):
 
 
 class BatchNorm2d(BatchNorm1d):
-    """BatchNorm1d applied per channel of x (N, C, H, W): the N·H·W pixels of a channel are
-    its batch. weight ones, bias zeros, running_mean zeros, running_var ones, all (C,)."""
+    """BatchNorm1d per channel of x (N, C, H, W): the N·H·W values of a channel are its batch.
+    weight ones, bias zeros, running_mean zeros, running_var ones, all (C,)."""
 
-    def forward(self, x: Tensor) -> Tensor:
+    def check_input(self, x: Tensor) -> None:
         _check_image(self, x, self.dim, "dim")
-        n, c, h, w = x.shape
-        pixels = ops.reshape(ops.permute(x, NCHW_TO_NHWC), (n * h * w, c))
-        out = super().forward(pixels)
-        return ops.permute(ops.reshape(out, (n, h, w, c)), NHWC_TO_NCHW)
 
 
 class MaxPool2d(Module):
