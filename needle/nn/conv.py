@@ -56,9 +56,8 @@ class Conv2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_image(self, x, self.in_channels)
-        out = ops.conv(ops.permute(x, NCHW_TO_NHWC), self.weight, self.stride, self.padding)
-        if self.bias is not None:
-            out = out + self.bias
+        out = ops.conv(ops.permute(x, NCHW_TO_NHWC), self.weight, self.stride, self.padding,
+                       self.bias)
         return ops.permute(out, NHWC_TO_NCHW)
 
     def extra_repr(self) -> str:

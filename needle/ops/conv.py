@@ -82,40 +82,53 @@ def _remainder(shape: tuple[int, ...], kernel: Pair, stride: int, padding: int) 
 
 # ---------------------------------------------------------------------- conv
 class Conv(TensorOp):
-    """f(a, w)[n,y,x,o] = sum_{i,j,c} pad(a)[n, s·y+i, s·x+j, c] w[i,j,c,o] for a (N,H,W,C_in),
-    w (K_h,K_w,C_in,C_out); df = (conv_transpose(g, w), conv_weight(a, g)).
+    """f(a, w[, b])[n,y,x,o] = sum_{i,j,c} pad(a)[n, s·y+i, s·x+j, c] w[i,j,c,o] (+ b[o]) for
+    a (N,H,W,C_in), w (K_h,K_w,C_in,C_out), b (C_out,);
+    df = (conv_transpose(g, w), conv_weight(a, g), sum of g over N, H, W).
 
     A primitive for speed: one im2col copy and one BLAS matmul. The im2col matrix is kept
-    for the weight gradient, which would otherwise rebuild it."""
+    for the weight gradient, which would otherwise rebuild it; the optional bias is added to
+    the matmul's output instead of through two more graph nodes."""
 
     def __init__(self, stride: int = 1, padding: int = 0):
         self.stride = stride
         self.padding = padding
         self.cols: NDArray | None = None
 
-    def compute(self, a: NDArray, w: NDArray) -> NDArray:
+    def compute(self, a: NDArray, w: NDArray, *bias: NDArray) -> NDArray:
         kernel = (w.shape[0], w.shape[1])
         self.cols = _im2col(a, kernel, self.stride, self.padding)
+        out = self.cols @ _matrix(w)
+        if bias:
+            out = out + bias[0].broadcast_to(out.shape)
         out_h = _out_size(a.shape[1], kernel[0], self.stride, self.padding)
         out_w = _out_size(a.shape[2], kernel[1], self.stride, self.padding)
-        return (self.cols @ _matrix(w)).reshape((a.shape[0], out_h, out_w, w.shape[3]))
+        return out.reshape((a.shape[0], out_h, out_w, w.shape[3]))
 
-    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        a, w = node.inputs
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
+        a, w, *bias = node.inputs
         kernel = (w.shape[0], w.shape[1])
         extra = _remainder(a.shape, kernel, self.stride, self.padding)
         grad_a = ConvTranspose(self.stride, self.padding, extra)(out_grad, w) \
             if a.requires_grad else None
         grad_w = ConvWeight(kernel, self.stride, self.padding, self.cols)(a, out_grad) \
             if w.requires_grad else None
-        return grad_a, grad_w
+        grad_bias = tuple(summation(out_grad, (0, 1, 2)) for _ in bias)
+        return (grad_a, grad_w) + grad_bias
 
 
-def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 1) -> Tensor:
+def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 1,
+         bias: Tensor | None = None) -> Tensor:
     """2-D convolution (cross-correlation, as in PyTorch) of a (N, H, W, C_in) with
-    b (K, K, C_in, C_out), zero ``padding`` on H and W; returns (N, H_out, W_out, C_out)."""
+    b (K, K, C_in, C_out), zero ``padding`` on H and W, plus an optional ``bias`` (C_out,);
+    returns (N, H_out, W_out, C_out)."""
     _check_conv(a, b, stride, padding)
-    return Conv(stride, padding)(a, b)
+    if bias is None:
+        return Conv(stride, padding)(a, b)
+    if bias.shape != (b.shape[3],):
+        raise ValueError(f"conv: bias must have shape ({b.shape[3]},) to match the weight "
+                         f"{b.shape}, got {bias.shape}")
+    return Conv(stride, padding)(a, b, bias)
 
 
 class ConvTranspose(TensorOp):

@@ -62,6 +62,18 @@ def test_conv_matches_torch(case):
 
 
 @SETTINGS
+@given(conv_cases())
+def test_conv_with_bias_matches_torch(case):
+    s, p = case["stride"], case["padding"]
+    a, b, bias = _arrays(case, (case["n"], case["h"], case["w"], case["c_in"]),
+                         (case["k"], case["k"], case["c_in"], case["c_out"]), (case["c_out"],))
+    check_torch(lambda x, w, c: ndl.conv(x, w, stride=s, padding=p, bias=c),
+                lambda x, w, c: nhwc(F.conv2d(nchw(x), torch_weight(w), c, stride=s,
+                                              padding=p)),
+                a, b, bias, rtol=1e-4, atol=1e-4, name=f"conv with bias {case}")
+
+
+@SETTINGS
 @given(conv_cases(), st.data())
 def test_conv_transpose_matches_torch(case, data):
     s, p = case["stride"], case["padding"]
@@ -102,6 +114,8 @@ def test_conv_ops_match_finite_differences(shape, k, stride, padding):
     g = rng.standard_normal(out.shape)
     extra = tuple((size + 2 * padding - k) % stride for size in shape[1:3])
     check_finite_differences(lambda x, y: ndl.conv(x, y, stride, padding), a, w, name="conv")
+    check_finite_differences(lambda x, y, c: ndl.conv(x, y, stride, padding, bias=c), a, w,
+                             rng.standard_normal(3), name="conv with bias")
     check_finite_differences(lambda x, y: ndl.conv_transpose(x, y, stride, padding, extra),
                              g, w, name="conv_transpose")
     check_finite_differences(lambda x, y: ndl.ops.conv_weight(x, y, k, stride, padding),
@@ -152,6 +166,12 @@ def test_conv_rejects_a_kernel_larger_than_the_padded_input():
     a, w = ndl.Tensor(np.zeros((1, 4, 6, 2))), ndl.Tensor(np.zeros((7, 7, 2, 2)))
     with pytest.raises(ValueError, match="kernel 7x7 is larger than the padded input 6x8"):
         ndl.conv(a, w, padding=1)
+
+
+def test_conv_rejects_a_bias_of_the_wrong_shape():
+    a, w = ndl.Tensor(np.zeros((1, 5, 5, 3))), ndl.Tensor(np.zeros((3, 3, 3, 2)))
+    with pytest.raises(ValueError, match=r"bias must have shape \(2,\) .* got \(3,\)"):
+        ndl.conv(a, w, bias=ndl.Tensor(np.zeros(3)))
 
 
 def test_conv_rejects_a_non_4d_input():
