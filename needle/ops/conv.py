@@ -31,7 +31,7 @@ def _pad_hw(a: NDArray, padding: int, fill: float = 0.0) -> NDArray:
     if padding == 0:
         return a
     n, h, w, c = a.shape
-    out = nd.full((n, h + 2 * padding, w + 2 * padding, c), fill, a.dtype, a.device)
+    out = nd.full((n, h + 2 * padding, w + 2 * padding, c), fill, str(a.dtype), a.device)
     out[:, padding:padding + h, padding:padding + w, :] = a
     return out
 
@@ -56,7 +56,7 @@ def _col2im(cols: NDArray, shape: tuple[int, ...], stride: int, padding: int) ->
     (N, H, W, C), the padding cropped: K_h·K_w strided adds, each over every window."""
     n, out_h, out_w, k_h, k_w, c = cols.shape
     h, w, p = shape[1], shape[2], padding
-    image = nd.full((n, h + 2 * p, w + 2 * p, c), 0, cols.dtype, cols.device)
+    image = nd.full((n, h + 2 * p, w + 2 * p, c), 0, str(cols.dtype), cols.device)
     for i in range(k_h):
         for j in range(k_w):
             rows = slice(i, i + stride * (out_h - 1) + 1, stride)
@@ -174,7 +174,8 @@ class ConvTranspose(TensorOp):
         """g with K-1 zeros on every side, less ``padding`` (a crop where that is negative):
         what the windows of the stride-1 adjoint convolution read."""
         (n, out_h, out_w, c), (k_h, k_w), p = g.shape, kernel, self.padding
-        spread = nd.full((n, out_h + 2 * k_h - 2, out_w + 2 * k_w - 2, c), 0, g.dtype, g.device)
+        spread = nd.full((n, out_h + 2 * k_h - 2, out_w + 2 * k_w - 2, c), 0, str(g.dtype),
+                           g.device)
         spread[:, k_h - 1:k_h - 1 + out_h, k_w - 1:k_w - 1 + out_w, :] = g
         return spread[:, p:p + out_h + 2 * k_h - 2 - 2 * p, p:p + out_w + 2 * k_w - 2 - 2 * p, :]
 

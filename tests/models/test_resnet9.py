@@ -107,3 +107,34 @@ def test_resnet9_shapes_and_eval_mode():
     np.testing.assert_array_equal(first, second)
     with pytest.raises(ValueError, match=r"expects 3 input channels .* got 1"):
         model(ndl.Tensor(np.zeros((2, 1, 32, 32), np.float32)))
+
+
+def test_training_memory_stays_flat():
+    """After warm-up, further training steps allocate nothing that outlives them."""
+    import gc
+    import tracemalloc
+
+    np.random.seed(0)
+    model = ndl.models.ResNet9()
+    opt = ndl.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = ndl.Tensor(np.random.randn(8, 3, 32, 32).astype(np.float32), requires_grad=False)
+    y = ndl.Tensor(np.random.randint(0, 10, 8))
+
+    def step():
+        opt.reset_grad()
+        ndl.nn.SoftmaxLoss()(model(x), y).backward()
+        opt.step()
+
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            step()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(5):
+            step()
+        gc.collect()
+        growth = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert growth < 64 * 1024, f"{growth} bytes more after 5 steps"
