@@ -143,7 +143,7 @@ MODELS.update(cnn=build_cnn, resnet9=build_resnet9)
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cnn-channels", default="16,32",
+    parser.add_argument("--cnn-channels", default="16,32,64",
                         help="cnn: comma-separated widths of its conv-bn-relu-pool stages")
     parser.add_argument("--augment", action="store_true",
                         help="cifar10: random flips and crops of the training images")

@@ -18,7 +18,7 @@ class CNN(nn.Module):
     needle's MNIST and digits datasets give it. Each pool halves S (rounding down)."""
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28,
-                 channels: Sequence[int] = (16, 32), convs_per_stage: int = 1,
+                 channels: Sequence[int] = (16, 32, 64), convs_per_stage: int = 1,
                  channels_last: bool = False, device: Device | None = None,
                  dtype: str = "float32"):
         super().__init__()
