@@ -12,7 +12,7 @@ import math
 from .. import init, ops
 from ..autograd import Tensor
 from ..backend_ndarray import Device
-from .basic import BatchNorm1d
+from .basic import BatchNorm1d, Dropout
 from .module import Module, Parameter
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -47,29 +47,30 @@ class Conv2d(Module):
         self.weight, self.bias = self._initial_parameters(bias, device, dtype)
 
     def _initial_parameters(self, bias: bool, device: Device | None,
-                         dtype: str) -> tuple[Parameter, Parameter | None]:
+                            dtype: str) -> tuple[Parameter, Parameter | None]:
         """(weight, bias) drawn in that order."""
         k, c_in, c_out = self.kernel_size, self.in_channels, self.out_channels
-        bound = 1 / math.sqrt(c_in * k * k)
-        weight = init.rand(k, k, c_in, c_out, low=-bound, high=bound, device=device, dtype=dtype)
-        return Parameter(weight), _uniform_bias(c_out, bound, bias, device, dtype)
+        weight = _uniform((k, k, c_in, c_out), c_in * k * k, device, dtype)
+        return weight, _uniform((c_out,), c_in * k * k, device, dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         _check_image(self, x, self.in_channels)
-        out = ops.conv(ops.permute(x, NCHW_TO_NHWC), self.weight, self.stride, self.padding,
-                       self.bias)
-        return ops.permute(out, NHWC_TO_NCHW)
+        return ops.permute(self._convolve(ops.permute(x, NCHW_TO_NHWC)), NHWC_TO_NCHW)
+
+    def _convolve(self, x: Tensor) -> Tensor:
+        """The layer on x (N, H, W, C_in) -> (N, H_out, W_out, C_out)."""
+        return ops.conv(x, self.weight, self.stride, self.padding, self.bias)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
 
 
-def _uniform_bias(size: int, bound: float, bias: bool, device: Device | None,
-                  dtype: str) -> Parameter | None:
-    if not bias:
-        return None
-    return Parameter(init.rand(size, low=-bound, high=bound, device=device, dtype=dtype))
+def _uniform(shape: tuple[int, ...], fan_in: int, device: Device | None,
+             dtype: str) -> Parameter:
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) of ``shape``: PyTorch's default for conv layers."""
+    bound = 1 / math.sqrt(fan_in)
+    return Parameter(init.rand(*shape, low=-bound, high=bound, device=device, dtype=dtype))
 
 
 class Conv(Conv2d):
@@ -83,15 +84,15 @@ class Conv(Conv2d):
                          bias, device, dtype)
 
     def _initial_parameters(self, bias: bool, device: Device | None,
-                         dtype: str) -> tuple[Parameter, Parameter | None]:
+                            dtype: str) -> tuple[Parameter, Parameter | None]:
         k, c_in, c_out = self.kernel_size, self.in_channels, self.out_channels
         weight = init.kaiming_uniform(c_in * k * k, c_out * k * k, shape=(k, k, c_in, c_out),
                                       device=device, dtype=dtype)
-        bound = 1 / math.sqrt(c_in * k * k)
-        return Parameter(weight), _uniform_bias(c_out, bound, bias, device, dtype)
+        return Parameter(weight), _uniform((c_out,), c_in * k * k, device, dtype) if bias \
+            else None
 
 
-class ConvTranspose2d(Module):
+class ConvTranspose2d(Conv2d):
     """PyTorch's ConvTranspose2d: x (N, C_in, H, W) -> (N, C_out, H', W'), H' = (H - 1) stride
     - 2 padding + K + output_padding; the gradient of a Conv2d(C_out, C_in) in its input.
     Weight (K, K, C_out, C_in) and bias (C_out,) are U(-1/sqrt(C_out K²), 1/sqrt(C_out K²))."""
@@ -99,25 +100,19 @@ class ConvTranspose2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, output_padding: int = 0, bias: bool = True,
                  device: Device | None = None, dtype: str = "float32"):
-        super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = kernel_size
-        self.stride = stride
-        self.padding = padding
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, device,
+                         dtype)
         self.output_padding = output_padding
-        bound = 1 / math.sqrt(out_channels * kernel_size * kernel_size)
-        self.weight = Parameter(init.rand(kernel_size, kernel_size, out_channels, in_channels,
-                                          low=-bound, high=bound, device=device, dtype=dtype))
-        self.bias = _uniform_bias(out_channels, bound, bias, device, dtype)
 
-    def forward(self, x: Tensor) -> Tensor:
-        _check_image(self, x, self.in_channels)
-        out = ops.conv_transpose(ops.permute(x, NCHW_TO_NHWC), self.weight, self.stride,
-                                 self.padding, self.output_padding)
-        if self.bias is not None:
-            out = out + self.bias
-        return ops.permute(out, NHWC_TO_NCHW)
+    def _initial_parameters(self, bias: bool, device: Device | None,
+                            dtype: str) -> tuple[Parameter, Parameter | None]:
+        k, c_in, c_out = self.kernel_size, self.in_channels, self.out_channels
+        weight = _uniform((k, k, c_out, c_in), c_out * k * k, device, dtype)
+        return weight, _uniform((c_out,), c_out * k * k, device, dtype) if bias else None
+
+    def _convolve(self, x: Tensor) -> Tensor:
+        out = ops.conv_transpose(x, self.weight, self.stride, self.padding, self.output_padding)
+        return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
@@ -182,23 +177,13 @@ class AdaptiveAvgPool2d(Module):
         return f"output_size={self.output_size}"
 
 
-class Dropout2d(Module):
+class Dropout2d(Dropout):
     """In training, zeroes whole channels of x (N, C, H, W) with probability p and scales the
     rest by 1/(1-p): x * randb(N, C, 1, 1, p=1-p) / (1-p). The identity in eval mode."""
-
-    def __init__(self, p: float = 0.5):
-        super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-        self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
         _check_image(self, x)
         if not self.training:
             return x
-        mask = init.randb(x.shape[0], x.shape[1], 1, 1, p=1 - self.p, device=x.device,
-                          dtype=x.dtype)
-        return x * ops.broadcast_to(mask, x.shape) / (1 - self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
+        keep = init.randb(x.shape[0], x.shape[1], 1, 1, p=1 - self.p, device=x.device)
+        return x * ops.broadcast_to(ops.astype(keep, x.dtype) * (1 / (1 - self.p)), x.shape)
