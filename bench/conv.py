@@ -1,7 +1,7 @@
 """Convolution speed and memory in needle and in PyTorch CPU, measured in the same run.
 
     PYTHONPATH=. python bench/conv.py [--rounds 3] [conv_fwd_bwd] [resnet9] [conv_channels_last]
-    PYTHONPATH=. python bench/conv.py --threads 1            # single-threaded, both sides
+    PYTHONPATH=. python bench/conv.py --threads 1 --clock cpu   # steadier on a busy machine
     PYTHONPATH=. python bench/conv.py --profile resnet9      # cProfile of needle's steps
 
 Workloads (``../shared/bench/torch_ref.py``'s):
@@ -11,6 +11,8 @@ Workloads (``../shared/bench/torch_ref.py``'s):
   (torch_ref's ``channels_last``; what needle's layers hand each other inside a network).
 - ``resnet9``: one ResNet9 training step, batch 128 of 3x32x32, softmax loss,
   SGD(lr 0.01, momentum 0.9), four pre-generated batches cycled.
+For the conv workloads the numpy floor of ``../shared/bench/numpy_floor.py`` (hand-written
+NHWC im2col, input gradient as a transposed convolution, no autograd) is timed too.
 
 Every measurement runs in a fresh process (so peak resident memory, ru_maxrss, belongs to
 that workload alone; needle's process never imports torch): warm-up steps, then the median
@@ -96,29 +98,46 @@ NEEDLE = {"conv_fwd_bwd": needle_conv, "conv_channels_last": lambda: needle_conv
 
 
 # ---------------------------------------------------------------------- one measurement
-def time_steps(step: Callable[[], None], warmup: int, steps: int) -> list[float]:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return times
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
-def worker(impl: str, workload: str) -> dict[str, Any]:
+def timer(clock: Callable[[], float]) -> Callable[..., list[float]]:
+    """torch_ref's timing loop (warm-up steps, then one time per step) reading ``clock``."""
+    def time_steps(step: Callable[[], Any], warmup: int, steps: int) -> list[float]:
+        for _ in range(warmup):
+            step()
+        times = []
+        for _ in range(steps):
+            start = clock()
+            step()
+            times.append(clock() - start)
+        return times
+
+    return time_steps
+
+
+def worker(impl: str, workload: str, clock: str) -> dict[str, Any]:
     """Time one workload in this process; memory is this process's peak."""
     warmup, steps = STEPS[workload]
+    time_steps = timer(CLOCKS[clock])
     if impl == "torch":
         sys.path.insert(0, TORCH_REF)
         import torch_ref
 
+        torch_ref.time_steps = time_steps
         baseline = peak_rss_mb()
         name, _, layout = workload.partition("_channels_")
         run = {"conv": torch_ref.w_conv_fwd_bwd, "resnet9": torch_ref.w_resnet9}[
             "conv" if name.startswith("conv") else "resnet9"]
         result = run(warmup=warmup, steps=steps, channels_last=bool(layout))
+        median, fastest = result["median_ms"], result["min_ms"]
+    elif impl == "floor":
+        sys.path.insert(0, TORCH_REF)
+        import numpy_floor
+
+        numpy_floor.time_steps = time_steps
+        baseline = peak_rss_mb()
+        result = numpy_floor.w_conv_fwd_bwd(warmup=warmup, steps=steps, dx="tconv")
         median, fastest = result["median_ms"], result["min_ms"]
     else:
         import needle  # noqa: F401  (imported before the baseline, like torch)
@@ -130,13 +149,13 @@ def worker(impl: str, workload: str) -> dict[str, Any]:
             "import_mb": baseline}
 
 
-def measure(impl: str, workload: str, threads: int | None) -> dict[str, Any]:
+def measure(impl: str, workload: str, threads: int | None, clock: str) -> dict[str, Any]:
     """``worker`` in a fresh Python process (with ``threads`` BLAS/OpenMP threads if given)."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                    MKL_NUM_THREADS=str(threads))
-    out = subprocess.run([sys.executable, __file__, "--worker", impl, workload], env=env,
+    out = subprocess.run([sys.executable, __file__, "--worker", impl, workload, clock], env=env,
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -161,7 +180,10 @@ def main() -> None:
     parser.add_argument("--profile", choices=sorted(NEEDLE))
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both (OMP/OPENBLAS/MKL_NUM_THREADS); default: all")
-    parser.add_argument("--worker", nargs=2, metavar=("IMPL", "WORKLOAD"),
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="time.perf_counter (as torch_ref), or the thread's CPU time "
+                             "(time.thread_time: steadier on a loaded machine, with --threads 1)")
+    parser.add_argument("--worker", nargs=3, metavar=("IMPL", "WORKLOAD", "CLOCK"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     unknown = set(args.workloads) - set(NEEDLE)
@@ -174,8 +196,8 @@ def main() -> None:
         profile(args.profile)
         return
     for workload in args.workloads:
-        runs = [(measure("torch", workload, args.threads),
-                 measure("needle", workload, args.threads))
+        runs = [(measure("torch", workload, args.threads, args.clock),
+                 measure("needle", workload, args.threads, args.clock))
                 for _ in range(args.rounds)]
         ratio = statistics.median(n["median_ms"] / t["median_ms"] for t, n in runs)
         t_ms = statistics.median(t["median_ms"] for t, _ in runs)
@@ -185,9 +207,14 @@ def main() -> None:
         t_min = min(t["min_ms"] for t, _ in runs)
         n_min = min(n["min_ms"] for _, n in runs)
         print(f"{workload:20s} torch {t_ms:7.2f} ms  needle {n_ms:7.2f} ms  ratio {ratio:.2f}x "
-              f"(target <= {TARGETS[workload]}x; rounds {each})")
+              f"(target <= {TARGETS[workload]}x; {args.clock} clock; rounds {each})")
         print(f"{'':20s} fastest step: torch {t_min:.2f} ms  needle {n_min:.2f} ms  ratio "
               f"{n_min / t_min:.2f}x (less sensitive to other load on the machine)")
+        if workload.startswith("conv"):
+            floor = statistics.median(measure("floor", workload, args.threads, args.clock)
+                                      ["median_ms"] for _ in range(args.rounds))
+            print(f"{'':20s} numpy floor (hand-written im2col, NHWC, no autograd) {floor:.2f} "
+                  f"ms: needle / floor {n_ms / floor:.2f}x, floor / torch {floor / t_ms:.2f}x")
         print(f"{'':20s} peak RSS torch {t_mem['peak_mb']:.0f} MB (after import "
               f"{t_mem['import_mb']:.0f})  needle {n_mem['peak_mb']:.0f} MB (after import "
               f"{n_mem['import_mb']:.0f})", flush=True)
