@@ -26,13 +26,17 @@ Pair = tuple[int, int]
 
 
 # ---------------------------------------------------------------------- array helpers
-def _pad_hw(a: NDArray, padding: int, fill: float = 0.0) -> NDArray:
-    """a (N, H, W, C) with ``padding`` rows and columns of ``fill`` on every side."""
-    if padding == 0:
+def _pad_hw(a: NDArray, padding: Pair, fill: float = 0.0) -> NDArray:
+    """a (N, H, W, C) with padding[0] rows and padding[1] columns of ``fill`` on each side;
+    a negative padding crops instead."""
+    crop_h, crop_w = max(-padding[0], 0), max(-padding[1], 0)
+    a = a[:, crop_h:a.shape[1] - crop_h, crop_w:a.shape[2] - crop_w, :]
+    pad_h, pad_w = max(padding[0], 0), max(padding[1], 0)
+    if pad_h == pad_w == 0:
         return a
     n, h, w, c = a.shape
-    out = nd.full((n, h + 2 * padding, w + 2 * padding, c), fill, str(a.dtype), a.device)
-    out[:, padding:padding + h, padding:padding + w, :] = a
+    out = nd.full((n, h + 2 * pad_h, w + 2 * pad_w, c), fill, str(a.dtype), a.device)
+    out[:, pad_h:pad_h + h, pad_w:pad_w + w, :] = a
     return out
 
 
@@ -47,7 +51,7 @@ def _windows(a: NDArray, kernel: Pair, stride: int) -> NDArray:
 
 def _im2col(a: NDArray, kernel: Pair, stride: int, padding: int) -> NDArray:
     """The im2col matrix (N·H_out·W_out, K_h·K_w·C): one copy of the padded window view."""
-    windows = _windows(_pad_hw(a, padding), kernel, stride)
+    windows = _windows(_pad_hw(a, (padding, padding)), kernel, stride)
     return windows.compact().reshape((-1, kernel[0] * kernel[1] * a.shape[3]))
 
 
@@ -152,12 +156,14 @@ class ConvTranspose(TensorOp):
         return self._by_im2col(g, w, shape) if self.stride == 1 else self._by_col2im(g, w, shape)
 
     def _by_im2col(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
-        """Stride 1: a convolution of the padded g with the flipped, in/out-swapped kernel."""
-        kernel = (w.shape[0], w.shape[1])
-        spread = self._pad_for_adjoint(g, kernel)
-        cols = _windows(spread, kernel, 1).compact().reshape((math.prod(shape[:3]), -1))
-        flipped = w.flip((0, 1)).permute((0, 1, 3, 2))
-        return (cols @ _matrix(flipped)).reshape(shape)
+        """Stride 1: a convolution of g, padded by K-1-padding (cropped where that is
+        negative), with the flipped, in/out-swapped kernel."""
+        k_h, k_w = w.shape[0], w.shape[1]
+        spread = _pad_hw(g, (k_h - 1 - self.padding, k_w - 1 - self.padding))
+        cols = _windows(spread, (k_h, k_w), 1).compact().reshape((math.prod(shape[:3]), -1))
+        # rows (c_in) by (i, j, c_out): C_out stays the contiguous axis of the copy
+        flipped = w.flip((0, 1)).permute((2, 0, 1, 3)).compact().reshape((w.shape[2], -1))
+        return (cols @ flipped.permute((1, 0))).reshape(shape)
 
     def _by_col2im(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
         """Stride > 1: g w^T gives every window's share, summed back by col2im; the dilated
@@ -169,15 +175,6 @@ class ConvTranspose(TensorOp):
     def _in_size(self, out_size: int, kernel: int, axis: int) -> int:
         extra = self.output_padding[axis]
         return (out_size - 1) * self.stride - 2 * self.padding + kernel + extra
-
-    def _pad_for_adjoint(self, g: NDArray, kernel: Pair) -> NDArray:
-        """g with K-1 zeros on every side, less ``padding`` (a crop where that is negative):
-        what the windows of the stride-1 adjoint convolution read."""
-        (n, out_h, out_w, c), (k_h, k_w), p = g.shape, kernel, self.padding
-        spread = nd.full((n, out_h + 2 * k_h - 2, out_w + 2 * k_w - 2, c), 0, str(g.dtype),
-                           g.device)
-        spread[:, k_h - 1:k_h - 1 + out_h, k_w - 1:k_w - 1 + out_w, :] = g
-        return spread[:, p:p + out_h + 2 * k_h - 2 - 2 * p, p:p + out_w + 2 * k_w - 2 - 2 * p, :]
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
         g, w = node.inputs
@@ -250,7 +247,8 @@ class Im2Col(TensorOp):
         self.fill = fill
 
     def compute(self, a: NDArray) -> NDArray:
-        return _windows(_pad_hw(a, self.padding, self.fill), self.kernel, self.stride)
+        padding = (self.padding, self.padding)
+        return _windows(_pad_hw(a, padding, self.fill), self.kernel, self.stride)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
         return Col2Im(node.inputs[0].shape, self.stride, self.padding)(out_grad)

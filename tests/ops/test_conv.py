@@ -26,7 +26,7 @@ def nhwc(x: torch.Tensor) -> torch.Tensor:
 
 def torch_weight(w: torch.Tensor) -> torch.Tensor:
     """needle's K×K×C_in×C_out conv weight as PyTorch's C_out×C_in×K×K."""
-    return w.permute(3, 2, 0, 1)
+    return w.permute(3, 2, 0, 1).contiguous()
 
 
 @st.composite
