@@ -39,11 +39,14 @@ def test_train_on_digits_writes_history_curves_and_model(tmp_path):
 
 
 def test_resume_continues_the_run(tmp_path, capsys):
+    """Extending a run: a constant learning rate (a cosine schedule spans --epochs, so
+    only an interrupted run resumed with the same --epochs continues it exactly)."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    cli.main(["train", "--epochs", "3", "--out", str(straight), "--no-progress"])
-    cli.main(["train", "--epochs", "2", "--out", str(split), "--no-progress"])
+    common = ["--no-progress", "--scheduler", "none"]
+    cli.main(["train", "--epochs", "3", "--out", str(straight), *common])
+    cli.main(["train", "--epochs", "2", "--out", str(split), *common])
     capsys.readouterr()
-    cli.main(["train", "--epochs", "3", "--out", str(split), "--no-progress",
+    cli.main(["train", "--epochs", "3", "--out", str(split), *common,
               "--resume", str(split / "checkpoint.safetensors")])
     printed = capsys.readouterr().out
     assert "epoch   3" in printed and "epoch   1" not in printed

@@ -114,3 +114,38 @@ def test_resume_from_something_else_is_a_clear_error(tmp_path):
     ndl.save(model.state_dict(), path)
     with pytest.raises(ValueError, match="weights.safetensors: not a needle training checkpoint"):
         train.fit(model, loader, opt, 2, resume=str(path))
+
+
+def test_progress_bars_are_drawn_with_tqdm(capsys):
+    model, opt, _, loader, test = setup()
+    error, _ = train.epoch(test, model, progress=True)
+    train.fit(model, loader, opt, 1, progress=True)
+    drawn = capsys.readouterr().err
+    assert "eval" in drawn and "train" in drawn and "it/s" in drawn
+    assert 0 <= error <= 1
+
+
+def _resident_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+def test_memory_stays_flat_across_training_steps():
+    np.random.seed(0)
+    model = ndl.models.MLPResNet(64, hidden_dim=64, num_blocks=2)
+    opt = ndl.optim.Adam(model.parameters(), lr=1e-3)
+    x = ndl.Tensor(np.random.rand(64, 64).astype(np.float32), requires_grad=False)
+    y = ndl.Tensor(np.random.randint(0, 10, 64))
+    loss_fn = nn.SoftmaxLoss()
+
+    def steps(count):
+        for _ in range(count):
+            opt.reset_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+    steps(100)
+    before = _resident_mib()
+    steps(600)
+    assert _resident_mib() - before < 5, "resident memory grew during training"

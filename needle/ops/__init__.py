@@ -6,6 +6,7 @@ from .broadcast import broadcast_tensors
 from .compose import mean, sigmoid, softmax, sqrt, sub
 from .conv import (Col2Im, Conv, ConvTranspose, ConvWeight, Im2Col, avg_pool2d, col2im, conv,
                    conv_transpose, conv_weight, im2col, max_pool2d)
+from .cross_entropy import SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad, softmax_cross_entropy
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
@@ -14,8 +15,9 @@ from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWise
                           power, power_scalar, relu, tanh)
 from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
 from .logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
+from .linear import Linear, linear
 from .matmul import MatMul, matmul
-from .normalization import Normalize, NormalizeGrad, normalize
+from .normalization import Normalize, NormalizeAffineGrad, NormalizeGrad, normalize
 from .reduce import Max, Summation, max, summation
 from .special import Erf, erf
 from .shape import (BroadcastTo, Concatenate, Dilate, Flip, Pad, Permute, Reshape, Split, Stack,
@@ -24,18 +26,22 @@ from .shape import (BroadcastTo, Concatenate, Dilate, Flip, Pad, Permute, Reshap
 from .tuple import MakeTensorTuple, TupleGetItem, make_tuple, tuple_get_item
 
 __all__ = [
-    "AddScalar", "AsType", "BroadcastTo", "Col2Im", "Compare", "Concatenate", "Conv",
-    "ConvTranspose", "ConvWeight", "Dilate", "DivScalar", "Im2Col",
-    "EWiseAdd", "EWiseDiv", "Erf", "EWiseMul", "EWisePow", "Exp", "Flip", "GetItem", "IndexAdd", "Log",
+    "AddScalar", "AsType", "BroadcastTo", "Compare", "Concatenate", "Dilate", "DivScalar",
+    "EWiseAdd", "EWiseDiv", "EWiseMul", "EWisePow", "Exp", "Flip", "GetItem", "IndexAdd", "Log",
     "LogSoftmax", "LogSumExp", "LogicalNot", "MakeTensorTuple", "MatMul", "Max", "Maximum",
-    "MulScalar", "Negate", "Normalize", "NormalizeGrad", "Pad", "Permute", "PowerScalar", "ReLU", "Reshape", "Split", "Stack",
+    "MulScalar", "Negate", "Pad", "Permute", "PowerScalar", "ReLU", "Reshape", "Split", "Stack",
     "Summation", "Tanh", "TupleGetItem", "UnDilate", "Where",
-    "add", "add_scalar", "astype", "avg_pool2d", "broadcast_tensors", "broadcast_to", "col2im",
-    "concatenate", "conv", "conv_transpose", "conv_weight", "im2col", "max_pool2d",
-    "dilate", "divide", "divide_scalar", "equal", "erf", "exp", "flip", "getitem", "greater",
+    "add", "add_scalar", "astype", "broadcast_tensors", "broadcast_to", "concatenate",
+    "dilate", "divide", "divide_scalar", "equal", "exp", "flip", "getitem", "greater",
     "greater_equal", "index_add", "keepdims_shape", "less", "less_equal", "log", "logical_not",
     "logsoftmax", "logsumexp", "make_tuple", "matmul", "max", "maximum", "mean", "mul_scalar",
-    "multiply", "negate", "normalize", "normalize_axes", "not_equal", "pad", "permute", "power",
+    "multiply", "negate", "normalize_axes", "not_equal", "pad", "permute", "power",
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
+    # fused ops for speed (Linear, Normalize, SoftmaxCrossEntropy) and erf
+    "Erf", "Linear", "Normalize", "NormalizeAffineGrad", "NormalizeGrad", "SoftmaxCrossEntropy",
+    "SoftmaxCrossEntropyGrad", "erf", "linear", "normalize", "softmax_cross_entropy",
+    # convolution and pooling on NHWC images
+    "Col2Im", "Conv", "ConvTranspose", "ConvWeight", "Im2Col", "avg_pool2d", "col2im", "conv",
+    "conv_transpose", "conv_weight", "im2col", "max_pool2d",
 ]

@@ -29,7 +29,8 @@ def _seeded(fn, seed=5):
     (lambda: init.kaiming_uniform(6, 2, shape=(3, 3, 2, 2)),
      lambda: -math.sqrt(2) * math.sqrt(3 / 6) + 2 * math.sqrt(2) * math.sqrt(3 / 6)
      * np.random.rand(3, 3, 2, 2)),
-    (lambda: init.kaiming_normal(6, 2), lambda: math.sqrt(2) / math.sqrt(6) * np.random.randn(6, 2)),
+    (lambda: init.kaiming_normal(6, 2),
+     lambda: math.sqrt(2) / math.sqrt(6) * np.random.randn(6, 2)),
 ])
 def test_random_initialisers_give_the_contract_numbers(make, reference):
     got, want = _seeded(make), _seeded(reference)

@@ -89,8 +89,9 @@ def test_digits_accuracy_at_least_97_percent():
     model = MLPResNet(64, hidden_dim=100, num_blocks=3, num_classes=10)
     train = ndl.data.DataLoader(ndl.data.Digits(train=True), 100, shuffle=True)
     test = ndl.data.DataLoader(ndl.data.Digits(train=False), 100)
-    opt = ndl.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)
-    history = ndl.train.fit(model, train, opt, 20, test_loader=test)
+    opt = ndl.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-3)
+    history = ndl.train.fit(model, train, opt, 20, test_loader=test,
+                            scheduler=ndl.optim.CosineAnnealingLR(opt, T_max=20))
     print(f"digits: test accuracy {history[-1]['test_acc']:.4f} after 20 epochs")
     assert history[-1]["test_acc"] >= 0.97
 
@@ -107,8 +108,9 @@ def test_mnist_holdout_accuracy_at_least_95_percent_within_10_epochs():
     test = ndl.data.DataLoader(ndl.data.Subset(full, np.arange(8000, 10000)), 100)
     np.random.seed(0)
     model = MLPResNet(784, hidden_dim=100, num_blocks=3, num_classes=10)
-    opt = ndl.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)
-    history = ndl.train.fit(model, train, opt, 10, test_loader=test)
+    opt = ndl.optim.Adam(model.parameters(), lr=2e-3, weight_decay=1e-3)
+    history = ndl.train.fit(model, train, opt, 10, test_loader=test,
+                            scheduler=ndl.optim.CosineAnnealingLR(opt, T_max=10))
     best = max(e["test_acc"] for e in history)
     print(f"MNIST 8,000/2,000: holdout accuracy {history[-1]['test_acc']:.4f} after 10 epochs "
           f"(best {best:.4f})")
