@@ -169,7 +169,10 @@ def profile(workload: str, steps: int = 10) -> None:
     for _ in range(steps):
         step()
     profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(20)
+    print(f"time inside each op's compute (cumulative over {steps} steps):")
+    stats.sort_stats("cumulative").print_stats(r"\(compute\)|\(gradient\)")
 
 
 def main() -> None:
