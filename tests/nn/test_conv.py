@@ -183,8 +183,9 @@ def test_batchnorm2d_eval_uses_running_statistics():
 @st.composite
 def pool_cases(draw: st.DrawFn) -> dict:
     k = draw(st.integers(1, 4))
-    case = dict(n=draw(st.integers(1, 3)), c_in=draw(st.integers(1, 3)), h=draw(st.integers(1, 9)),
-                w=draw(st.integers(1, 9)), k=k, stride=draw(st.one_of(st.none(), st.integers(1, 3))),
+    case = dict(n=draw(st.integers(1, 3)), c_in=draw(st.integers(1, 3)),
+                h=draw(st.integers(1, 9)), w=draw(st.integers(1, 9)), k=k,
+                stride=draw(st.one_of(st.none(), st.integers(1, 3))),
                 padding=draw(st.integers(0, k // 2)), seed=draw(st.integers(0, 2**16)))
     assume(k <= min(case["h"], case["w"]) + 2 * case["padding"])
     return case
