@@ -12,7 +12,8 @@ from . import data, init, nn, optim
 from . import models, train
 from .autograd import Tensor, TensorTuple, Value, enable_grad, is_grad_enabled, no_grad
 from .backend_ndarray import all_devices, cpu, cpu_numpy, cuda, default_device
-from .ops import (add, add_scalar, astype, broadcast_to, concatenate, dilate, divide,
+from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate, conv,
+                  conv_transpose, dilate, divide, max_pool2d,
                   divide_scalar, equal, exp, flip, getitem, greater, greater_equal, index_add,
                   less, less_equal, log, logical_not, logsoftmax, logsumexp, make_tuple, matmul,
                   max, maximum, mean, mul_scalar, multiply, negate, not_equal, pad, permute,

@@ -36,7 +36,7 @@ import numpy as np
 
 from . import data as ndl_data
 from . import nn, optim
-from .models import MLPResNet
+from .models import CNN, MLPResNet, ResNet9
 from .serialization import save
 from .train import fit
 
@@ -91,6 +91,25 @@ DATASETS: dict[str, Callable[[argparse.Namespace], Data]] = {
 }
 
 
+def load_cifar10(args: argparse.Namespace) -> Data:
+    """CIFAR-10's python batches from ``--data-dir`` (the batch files themselves or the
+    ``cifar-10-batches-py`` folder inside it); images N x 3 x 32 x 32 (channels first).
+    ``--augment`` adds random flips and crops to the training images."""
+    folder = data_dir(args)
+    inner = os.path.join(folder, "cifar-10-batches-py")
+    folder = inner if os.path.isdir(inner) else folder
+    augment = [ndl_data.RandomFlipHorizontal(), ndl_data.RandomCrop(4)] if args.augment else None
+    train = ndl_data.CIFAR10Dataset(folder, train=True, transforms=augment)
+    test = ndl_data.CIFAR10Dataset(folder, train=False)
+    return Data(train, test, input_shape=(3, 32, 32), num_classes=10,
+                extra={"channels_first": True},
+                note=f"cifar10: {len(train):,} training and {len(test):,} test images from "
+                     f"{folder}")
+
+
+DATASETS["cifar10"] = load_cifar10
+
+
 # ---------------------------------------------------------------------------- models
 def build_mlp_resnet(data: Data, args: argparse.Namespace) -> nn.Module:
     return MLPResNet(math.prod(data.input_shape), hidden_dim=args.hidden_dim,
@@ -101,6 +120,33 @@ def build_mlp_resnet(data: Data, args: argparse.Namespace) -> nn.Module:
 MODELS: dict[str, Callable[[Data, argparse.Namespace], nn.Module]] = {
     "mlp_resnet": build_mlp_resnet,
 }
+
+
+def build_cnn(data: Data, args: argparse.Namespace) -> nn.Module:
+    """The digits CNN on H x W x C images (MNIST, digits) or C x H x W ones (CIFAR-10)."""
+    channels_first = data.extra.get("channels_first", False)
+    in_channels, size = (data.input_shape[0], data.input_shape[1]) if channels_first \
+        else (data.input_shape[2], data.input_shape[0])
+    widths = tuple(int(w) for w in args.cnn_channels.split(","))
+    return CNN(in_channels, data.num_classes, image_size=size, channels=widths,
+               channels_last=not channels_first)
+
+
+def build_resnet9(data: Data, args: argparse.Namespace) -> nn.Module:
+    if data.input_shape != (3, 32, 32) or data.num_classes != 10:
+        raise SystemExit(f"--model resnet9 needs 3 x 32 x 32 images in 10 classes (--dataset "
+                         f"cifar10), got images {data.input_shape} from {args.dataset}")
+    return ResNet9()
+
+
+MODELS.update(cnn=build_cnn, resnet9=build_resnet9)
+
+
+def add_image_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cnn-channels", default="16,32,64",
+                        help="cnn: comma-separated widths of its conv-bn-relu-pool stages")
+    parser.add_argument("--augment", action="store_true",
+                        help="cifar10: random flips and crops of the training images")
 
 
 # ---------------------------------------------------------------------------- loops
@@ -244,7 +290,7 @@ def run_train(args: argparse.Namespace) -> None:
               f"{args.dataset} images", flush=True)
 
 
-TRAIN_OPTIONS: list[Callable[[argparse.ArgumentParser], None]] = []
+TRAIN_OPTIONS: list[Callable[[argparse.ArgumentParser], None]] = [add_image_options]
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], None]]] = {

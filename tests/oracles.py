@@ -100,7 +100,7 @@ def numerical_gradients(fn: Callable[..., Any], arrays: Sequence[Array],
         return float(sum((o.numpy().astype(np.float64) * p).sum()
                          for o, p in zip(outs, projections)))
 
-    values = [np.array(a, dtype=np.float64) for a in arrays]
+    values = [np.array(a, dtype=np.float64, order="C") for a in arrays]
     grads: list[Array | None] = []
     for i, value in enumerate(values):
         if wrt is not None and not wrt[i]:
@@ -127,7 +127,7 @@ def check_finite_differences(fn: Callable[..., Any], *arrays: Array, tol: float 
 
     The relative error ||analytic - numeric|| / max(||analytic|| + ||numeric||, 1e-12)
     must stay below ``tol`` for each input in ``wrt`` (all inputs by default)."""
-    values = [np.array(a, dtype=np.float64) for a in arrays]
+    values = [np.array(a, dtype=np.float64, order="C") for a in arrays]
     wants = list(wrt) if wrt is not None else [True] * len(values)
     inputs = [ndl.Tensor(v, dtype="float64", requires_grad=w) for v, w in zip(values, wants)]
     outs = _as_list(fn(*inputs))

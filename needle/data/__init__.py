@@ -1,11 +1,12 @@
 """Datasets, the DataLoader and image transforms."""
 
+from .cifar10 import CIFAR10Dataset
 from .dataloader import DataLoader, default_collate
 from .dataset import Dataset, NDArrayDataset, Subset
 from .digits import Digits, load_digits_split
 from .mnist import MNISTDataset, parse_mnist
 from .transforms import Compose, Normalize, RandomCrop, RandomFlipHorizontal, Transform
 
-__all__ = ["Compose", "DataLoader", "Dataset", "Digits", "MNISTDataset", "NDArrayDataset",
-           "Normalize", "RandomCrop", "RandomFlipHorizontal", "Subset", "Transform",
-           "default_collate", "load_digits_split", "parse_mnist"]
+__all__ = ["CIFAR10Dataset", "Compose", "DataLoader", "Dataset", "Digits", "MNISTDataset",
+           "NDArrayDataset", "Normalize", "RandomCrop", "RandomFlipHorizontal", "Subset",
+           "Transform", "default_collate", "load_digits_split", "parse_mnist"]

@@ -4,6 +4,8 @@ function for each, and compositions with no backward code of their own."""
 from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
 from .compose import mean, sigmoid, softmax, sqrt, sub
+from .conv import (Col2Im, Conv, ConvTranspose, ConvWeight, Im2Col, avg_pool2d, col2im, conv,
+                   conv_transpose, conv_weight, im2col, max_pool2d)
 from .cross_entropy import SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad, softmax_cross_entropy
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
@@ -39,4 +41,7 @@ __all__ = [
     # fused ops for speed (Linear, Normalize, SoftmaxCrossEntropy) and erf
     "Erf", "Linear", "Normalize", "NormalizeAffineGrad", "NormalizeGrad", "SoftmaxCrossEntropy",
     "SoftmaxCrossEntropyGrad", "erf", "linear", "normalize", "softmax_cross_entropy",
+    # convolution and pooling on NHWC images
+    "Col2Im", "Conv", "ConvTranspose", "ConvWeight", "Im2Col", "avg_pool2d", "col2im", "conv",
+    "conv_transpose", "conv_weight", "im2col", "max_pool2d",
 ]

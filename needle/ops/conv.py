@@ -1,0 +1,363 @@
+"""Convolution and pooling on NHWC images: im2col by strided views, then one BLAS matmul.
+
+Layouts: images are N×H×W×C (NHWC), conv weights K_h×K_w×C_in×C_out. A "window view" is the
+N×H_out×W_out×K_h×K_w×C array of every kernel-sized window, built with ``as_strided`` and no
+copy; ``compact()`` on it is the im2col matrix. Three primitives close under
+differentiation, so second derivatives work:
+
+    conv(a, w)              da = conv_transpose(g, w)    dw = conv_weight(a, g)
+    conv_transpose(g, w)    dg = conv(z, w)              dw = conv_weight(z, g)
+    conv_weight(a, g)       da = conv_transpose(g, z)    dg = conv(a, z)
+
+Pooling is a composition: ``im2col`` (a window-view op whose adjoint is the scatter-add
+``col2im``) followed by a max or a sum over the window axes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import backend_ndarray as nd
+from ..autograd import NDArray, Tensor, TensorOp
+from .reduce import max as reduce_max
+from .reduce import summation
+
+Pair = tuple[int, int]
+
+
+# ---------------------------------------------------------------------- array helpers
+def _pad_hw(a: NDArray, padding: Pair, fill: float = 0.0) -> NDArray:
+    """a (N, H, W, C) with padding[0] rows and padding[1] columns of ``fill`` on each side;
+    a negative padding crops instead."""
+    crop_h, crop_w = max(-padding[0], 0), max(-padding[1], 0)
+    a = a[:, crop_h:a.shape[1] - crop_h, crop_w:a.shape[2] - crop_w, :]
+    pad_h, pad_w = max(padding[0], 0), max(padding[1], 0)
+    if pad_h == pad_w == 0:
+        return a
+    n, h, w, c = a.shape
+    out = nd.full((n, h + 2 * pad_h, w + 2 * pad_w, c), fill, str(a.dtype), a.device)
+    out[:, pad_h:pad_h + h, pad_w:pad_w + w, :] = a
+    return out
+
+
+def _windows(a: NDArray, kernel: Pair, stride: int) -> NDArray:
+    """The (N, H_out, W_out, K_h, K_w, C) view of every window of a (N, H, W, C); no copy."""
+    n, h, w, c = a.shape
+    sn, sh, sw, sc = a.strides
+    out_h, out_w = (h - kernel[0]) // stride + 1, (w - kernel[1]) // stride + 1
+    return a.as_strided((n, out_h, out_w, kernel[0], kernel[1], c),
+                        (sn, sh * stride, sw * stride, sh, sw, sc))
+
+
+def _im2col(a: NDArray, kernel: Pair, stride: int, padding: int) -> NDArray:
+    """The im2col matrix (N·H_out·W_out, K_h·K_w·C): one copy of the padded window view."""
+    windows = _windows(_pad_hw(a, (padding, padding)), kernel, stride)
+    return windows.compact().reshape((-1, kernel[0] * kernel[1] * a.shape[3]))
+
+
+def _col2im(cols: NDArray, shape: tuple[int, ...], stride: int, padding: int) -> NDArray:
+    """Windows (N, H_out, W_out, K_h, K_w, C) summed back into an image of ``shape``
+    (N, H, W, C), the padding cropped: K_h·K_w strided adds, each over every window."""
+    n, out_h, out_w, k_h, k_w, c = cols.shape
+    h, w, p = shape[1], shape[2], padding
+    image = nd.full((n, h + 2 * p, w + 2 * p, c), 0, str(cols.dtype), cols.device)
+    for i in range(k_h):
+        for j in range(k_w):
+            rows = slice(i, i + stride * (out_h - 1) + 1, stride)
+            columns = slice(j, j + stride * (out_w - 1) + 1, stride)
+            image[:, rows, columns, :] = image[:, rows, columns, :] + cols[:, :, :, i, j, :]
+    return image[:, p:p + h, p:p + w, :]
+
+
+def _matrix(w: NDArray) -> NDArray:
+    """A K_h×K_w×C_in×C_out weight as the (K_h·K_w·C_in, C_out) matrix im2col multiplies."""
+    return w.compact().reshape((-1, w.shape[3]))
+
+
+def _out_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _remainder(shape: tuple[int, ...], kernel: Pair, stride: int, padding: int) -> Pair:
+    """Input rows/columns past the last window: the output_padding that restores shape."""
+    return ((shape[1] + 2 * padding - kernel[0]) % stride,
+            (shape[2] + 2 * padding - kernel[1]) % stride)
+
+
+# ---------------------------------------------------------------------- conv
+class Conv(TensorOp):
+    """f(a, w[, b])[n,y,x,o] = sum_{i,j,c} pad(a)[n, s·y+i, s·x+j, c] w[i,j,c,o] (+ b[o]) for
+    a (N,H,W,C_in), w (K_h,K_w,C_in,C_out), b (C_out,);
+    df = (conv_transpose(g, w), conv_weight(a, g), sum of g over N, H, W).
+
+    A primitive for speed: one im2col copy and one BLAS matmul. The im2col matrix is kept
+    for the weight gradient, which would otherwise rebuild it; the optional bias is added to
+    the matmul's output instead of through two more graph nodes."""
+
+    def __init__(self, stride: int = 1, padding: int = 0):
+        self.stride = stride
+        self.padding = padding
+        self.cols: NDArray | None = None
+
+    def compute(self, a: NDArray, w: NDArray, *bias: NDArray) -> NDArray:
+        kernel = (w.shape[0], w.shape[1])
+        self.cols = _im2col(a, kernel, self.stride, self.padding)
+        out = self.cols @ _matrix(w)
+        if bias:
+            out = out + bias[0].broadcast_to(out.shape)
+        out_h = _out_size(a.shape[1], kernel[0], self.stride, self.padding)
+        out_w = _out_size(a.shape[2], kernel[1], self.stride, self.padding)
+        return out.reshape((a.shape[0], out_h, out_w, w.shape[3]))
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
+        a, w, *bias = node.inputs
+        kernel = (w.shape[0], w.shape[1])
+        extra = _remainder(a.shape, kernel, self.stride, self.padding)
+        grad_a = ConvTranspose(self.stride, self.padding, extra)(out_grad, w) \
+            if a.requires_grad else None
+        grad_w = ConvWeight(kernel, self.stride, self.padding, self.cols)(a, out_grad) \
+            if w.requires_grad else None
+        grad_bias = tuple(summation(out_grad, (0, 1, 2)) for _ in bias)
+        return (grad_a, grad_w) + grad_bias
+
+
+def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 1,
+         bias: Tensor | None = None) -> Tensor:
+    """2-D convolution (cross-correlation, as in PyTorch) of a (N, H, W, C_in) with
+    b (K, K, C_in, C_out), zero ``padding`` on H and W, plus an optional ``bias`` (C_out,);
+    returns (N, H_out, W_out, C_out)."""
+    _check_conv(a, b, stride, padding)
+    if bias is None:
+        return Conv(stride, padding)(a, b)
+    if bias.shape != (b.shape[3],):
+        raise ValueError(f"conv: bias must have shape ({b.shape[3]},) to match the weight "
+                         f"{b.shape}, got {bias.shape}")
+    return Conv(stride, padding)(a, b, bias)
+
+
+class ConvTranspose(TensorOp):
+    """The adjoint of conv in its input: f(g, w) = d<conv(z, w), g>/dz for g (N,H_o,W_o,C_out),
+    w (K_h,K_w,C_in,C_out); returns (N, H, W, C_in), H = (H_o-1)s - 2p + K_h + output_padding.
+    df = (conv(z, w), conv_weight(z, g)) for the adjoint z.
+
+    A primitive for speed. Stride 1: g padded in one copy, then convolved with the flipped,
+    in/out-swapped kernel (one im2col, one matmul, no scatter). Larger strides: one matmul
+    g w^T and a col2im scatter, as dilating g would multiply the work by stride²."""
+
+    def __init__(self, stride: int = 1, padding: int = 0, output_padding: Pair = (0, 0)):
+        self.stride = stride
+        self.padding = padding
+        self.output_padding = output_padding
+
+    def compute(self, g: NDArray, w: NDArray) -> NDArray:
+        n, out_h, out_w = g.shape[:3]
+        shape = (n, self._in_size(out_h, w.shape[0], 0), self._in_size(out_w, w.shape[1], 1),
+                 w.shape[2])
+        return self._by_im2col(g, w, shape) if self.stride == 1 else self._by_col2im(g, w, shape)
+
+    def _by_im2col(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
+        """Stride 1: a convolution of g, padded by K-1-padding (cropped where that is
+        negative), with the flipped, in/out-swapped kernel."""
+        k_h, k_w = w.shape[0], w.shape[1]
+        spread = _pad_hw(g, (k_h - 1 - self.padding, k_w - 1 - self.padding))
+        cols = _windows(spread, (k_h, k_w), 1).compact().reshape((math.prod(shape[:3]), -1))
+        # rows (c_in) by (i, j, c_out): C_out stays the contiguous axis of the copy
+        flipped = w.flip((0, 1)).permute((2, 0, 1, 3)).compact().reshape((w.shape[2], -1))
+        return (cols @ flipped.permute((1, 0))).reshape(shape)
+
+    def _by_col2im(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
+        """Stride > 1: g w^T gives every window's share, summed back by col2im; the dilated
+        convolution would spend stride² times the flops on zeros."""
+        cols = g.compact().reshape((-1, g.shape[3])) @ _matrix(w).permute((1, 0))
+        cols = cols.reshape(g.shape[:3] + w.shape[:3])
+        return _col2im(cols, shape, self.stride, self.padding)
+
+    def _in_size(self, out_size: int, kernel: int, axis: int) -> int:
+        extra = self.output_padding[axis]
+        return (out_size - 1) * self.stride - 2 * self.padding + kernel + extra
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        g, w = node.inputs
+        kernel = (w.shape[0], w.shape[1])
+        grad_g = Conv(self.stride, self.padding)(out_grad, w) if g.requires_grad else None
+        grad_w = ConvWeight(kernel, self.stride, self.padding)(out_grad, g) \
+            if w.requires_grad else None
+        return grad_g, grad_w
+
+
+def conv_transpose(a: Tensor, b: Tensor, stride: int = 1, padding: int = 0,
+                   output_padding: int | Pair = 0) -> Tensor:
+    """Transposed convolution (the gradient of conv in its input) of a (N, H, W, C_out) with
+    the conv weight b (K, K, C_in, C_out); returns (N, H', W', C_in) with
+    H' = (H-1)·stride - 2·padding + K + output_padding, as PyTorch's conv_transpose2d."""
+    extra = (output_padding, output_padding) if isinstance(output_padding, int) \
+        else tuple(output_padding)
+    _check_conv_transpose(a, b, stride, padding, extra)
+    return ConvTranspose(stride, padding, (extra[0], extra[1]))(a, b)
+
+
+class ConvWeight(TensorOp):
+    """The adjoint of conv in its weight: f(a, g)[i,j,c,o] = sum_{n,y,x} pad(a)[n, s·y+i,
+    s·x+j, c] g[n,y,x,o], i.e. im2col(a)^T g; df = (conv_transpose(g, z), conv(a, z)).
+
+    A primitive for speed: one matmul on the im2col matrix, reused from the forward conv
+    when it is given as ``cols``."""
+
+    def __init__(self, kernel: Pair, stride: int = 1, padding: int = 0,
+                 cols: NDArray | None = None):
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.cols = cols
+
+    def compute(self, a: NDArray, g: NDArray) -> NDArray:
+        cols = self.cols if self.cols is not None else \
+            _im2col(a, self.kernel, self.stride, self.padding)
+        grad = cols.permute((1, 0)) @ g.compact().reshape((-1, g.shape[3]))
+        return grad.reshape(self.kernel + (a.shape[3], g.shape[3]))
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        a, g = node.inputs
+        extra = _remainder(a.shape, self.kernel, self.stride, self.padding)
+        grad_a = ConvTranspose(self.stride, self.padding, extra)(g, out_grad) \
+            if a.requires_grad else None
+        grad_g = Conv(self.stride, self.padding)(a, out_grad) if g.requires_grad else None
+        return grad_a, grad_g
+
+
+def conv_weight(a: Tensor, out_grad: Tensor, kernel_size: int | Pair, stride: int = 1,
+                padding: int = 0) -> Tensor:
+    """The gradient of sum(conv(a, w) * out_grad) in w: a (N, H, W, C_in), out_grad
+    (N, H_out, W_out, C_out) -> (K, K, C_in, C_out), like torch.nn.grad.conv2d_weight."""
+    kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    return ConvWeight((kernel[0], kernel[1]), stride, padding)(a, out_grad)
+
+
+# ---------------------------------------------------------------------- pooling
+class Im2Col(TensorOp):
+    """f(a) = the (N, H_out, W_out, K, K, C) windows of a (N, H, W, C) padded with ``fill``,
+    ``stride`` apart (a strided view: no copy without padding); f' = col2im.
+
+    A primitive for speed: pooling reduces over this view instead of K² slices."""
+
+    def __init__(self, kernel: Pair, stride: int, padding: int, fill: float = 0.0):
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.fill = fill
+
+    def compute(self, a: NDArray) -> NDArray:
+        padding = (self.padding, self.padding)
+        return _windows(_pad_hw(a, padding, self.fill), self.kernel, self.stride)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        return Col2Im(node.inputs[0].shape, self.stride, self.padding)(out_grad)
+
+
+def im2col(a: Tensor, kernel_size: int, stride: int = 1, padding: int = 0,
+           fill: float = 0.0) -> Tensor:
+    """Every K×K window of a (N, H, W, C), padded with ``fill``: (N, H_out, W_out, K, K, C)."""
+    _check_window(a, kernel_size, stride, padding, "im2col")
+    return Im2Col((kernel_size, kernel_size), stride, padding, fill)(a)
+
+
+class Col2Im(TensorOp):
+    """f(cols) = the sum of each window of cols (N, H_out, W_out, K, K, C) placed back where
+    im2col took it from, an image of ``shape`` (N, H, W, C); f' = im2col (zero fill)."""
+
+    def __init__(self, shape: tuple[int, ...], stride: int, padding: int):
+        self.shape = tuple(shape)
+        self.stride = stride
+        self.padding = padding
+
+    def compute(self, cols: NDArray) -> NDArray:
+        return _col2im(cols, self.shape, self.stride, self.padding)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        kernel = node.inputs[0].shape[3:5]
+        return Im2Col((kernel[0], kernel[1]), self.stride, self.padding)(out_grad)
+
+
+def col2im(cols: Tensor, shape: tuple[int, ...], stride: int = 1, padding: int = 0) -> Tensor:
+    """The adjoint of im2col: windows (N, H_out, W_out, K, K, C) summed into (N, H, W, C)."""
+    return Col2Im(shape, stride, padding)(cols)
+
+
+def max_pool2d(a: Tensor, kernel_size: int, stride: int | None = None,
+               padding: int = 0) -> Tensor:
+    """The max of each K×K window of a (N, H, W, C), ``stride`` (default K) apart, with
+    -inf padding; the gradient is shared evenly among tied maxima."""
+    stride = kernel_size if stride is None else stride
+    _check_pool(a, kernel_size, stride, padding, "max_pool2d")
+    windows = Im2Col((kernel_size, kernel_size), stride, padding, float("-inf"))(a)
+    return reduce_max(windows, (3, 4))
+
+
+def avg_pool2d(a: Tensor, kernel_size: int, stride: int | None = None,
+               padding: int = 0) -> Tensor:
+    """The mean of each K×K window of a (N, H, W, C), ``stride`` (default K) apart; zero
+    padding counts in the mean (PyTorch's count_include_pad=True)."""
+    stride = kernel_size if stride is None else stride
+    _check_pool(a, kernel_size, stride, padding, "avg_pool2d")
+    windows = Im2Col((kernel_size, kernel_size), stride, padding)(a)
+    return summation(windows, (3, 4)) / (kernel_size * kernel_size)
+
+
+# ---------------------------------------------------------------------- argument checks
+def _check_hyper(stride: int, padding: int, name: str) -> None:
+    if not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"{name}: stride must be a positive int, got {stride!r}")
+    if not isinstance(padding, int) or padding < 0:
+        raise ValueError(f"{name}: padding must be a non-negative int, got {padding!r}")
+
+
+def _check_window(a: Tensor, kernel: int | Pair, stride: int, padding: int, name: str) -> None:
+    """a is N×H×W×C and a K_h×K_w window fits in it once padded."""
+    _check_hyper(stride, padding, name)
+    if a.ndim != 4:
+        raise ValueError(f"{name} expects a 4-D input (N, H, W, C), got shape {a.shape}")
+    k_h, k_w = (kernel, kernel) if isinstance(kernel, int) else kernel
+    if k_h < 1 or k_w < 1:
+        raise ValueError(f"{name}: kernel size must be positive, got {k_h}x{k_w}")
+    padded = (a.shape[1] + 2 * padding, a.shape[2] + 2 * padding)
+    if k_h > padded[0] or k_w > padded[1]:
+        raise ValueError(f"{name}: kernel {k_h}x{k_w} is larger than the padded input "
+                         f"{padded[0]}x{padded[1]} (input {a.shape[1]}x{a.shape[2]}, "
+                         f"padding {padding})")
+
+
+def _check_conv(a: Tensor, b: Tensor, stride: int, padding: int) -> None:
+    if b.ndim != 4:
+        raise ValueError(f"conv expects a 4-D weight (K, K, C_in, C_out), got shape {b.shape}")
+    _check_window(a, (b.shape[0], b.shape[1]), stride, padding, "conv")
+    if a.shape[3] != b.shape[2]:
+        raise ValueError(f"conv: the input has {a.shape[3]} channels (shape {a.shape}) but "
+                         f"the weight expects C_in={b.shape[2]} (shape {b.shape})")
+
+
+def _check_conv_transpose(a: Tensor, b: Tensor, stride: int, padding: int,
+                          output_padding: tuple[int, ...]) -> None:
+    _check_hyper(stride, padding, "conv_transpose")
+    if a.ndim != 4 or b.ndim != 4:
+        raise ValueError(f"conv_transpose expects a 4-D input (N, H, W, C) and weight "
+                         f"(K, K, C_in, C_out), got shapes {a.shape} and {b.shape}")
+    if a.shape[3] != b.shape[3]:
+        raise ValueError(f"conv_transpose: the input has {a.shape[3]} channels (shape "
+                         f"{a.shape}) but the weight expects C_out={b.shape[3]} "
+                         f"(shape {b.shape})")
+    if len(output_padding) != 2 or not all(0 <= e < max(stride, 1) for e in output_padding):
+        raise ValueError(f"conv_transpose: output_padding must be in [0, stride={stride}), "
+                         f"got {output_padding}")
+    for axis in (1, 2):
+        size = (a.shape[axis] - 1) * stride - 2 * padding + b.shape[axis - 1] \
+            + output_padding[axis - 1]
+        if size < 1:
+            raise ValueError(f"conv_transpose: input {a.shape} with kernel {b.shape[:2]}, "
+                             f"stride {stride} and padding {padding} gives an empty output")
+
+
+def _check_pool(a: Tensor, kernel_size: int, stride: int, padding: int, name: str) -> None:
+    _check_window(a, kernel_size, stride, padding, name)
+    if padding > kernel_size // 2:
+        raise ValueError(f"{name}: padding ({padding}) must be at most half the kernel size "
+                         f"({kernel_size})")
