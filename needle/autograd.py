@@ -479,6 +479,37 @@ def sum_node_list(node_list: list[Value]) -> Value:
     return functools.reduce(lambda a, b: a + b, node_list)
 
 
+class TupleElementAdjoint:
+    """The adjoint that element ``index`` of a TensorTuple received (``tuple_get_item``).
+
+    Summed per element when the tuple's adjoint is assembled, so taking all n elements of
+    a ``split`` costs n adjoints, not n tuples of n (mostly zero) arrays."""
+
+    __slots__ = ("index", "value")
+
+    def __init__(self, index: int, value: Value):
+        self.index = index
+        self.value = value
+
+
+def sum_adjoints(grads: list[Any], node: Value) -> Value:
+    """A node's adjoint: the sum of its partial adjoints. For a TensorTuple, element
+    adjoints are summed per element and elements that received none get zeros."""
+    if not any(isinstance(g, TupleElementAdjoint) for g in grads):
+        return grads[0] if len(grads) == 1 else sum_node_list(grads)
+    parts: list[list[Value]] = [[] for _ in node.cached_data]
+    for grad in grads:
+        if isinstance(grad, TupleElementAdjoint):
+            parts[grad.index].append(grad.value)
+        else:
+            for part, element in zip(parts, grad):
+                part.append(element)
+    return ops.make_tuple(*[
+        sum_node_list(part) if part else
+        Tensor.make_const(nd.full(x.shape, 0, x.dtype, x.device))
+        for part, x in zip(parts, node.cached_data)])
+
+
 def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
                                   retain_graph: bool = True, create_graph: bool = False) -> None:
     """Set ``.grad`` on every node reaching ``output_tensor``, summing all contributions."""
@@ -489,7 +520,7 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
             grads = node_to_grads.pop(id(node), None)
             if grads is None:
                 continue
-            node.grad = grads[0] if len(grads) == 1 else sum_node_list(grads)
+            node.grad = sum_adjoints(grads, node)
             if node.op is None:
                 continue
             for x, grad in zip(node.inputs, node.op.gradient_as_tuple(node.grad, node)):
