@@ -19,7 +19,7 @@ $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 demo: $(VENV)/.demo
-	$(PY) examples/softmax_regression.py --data digits
+	$(PY) -m needle train --model mlp_resnet --dataset digits --epochs 20 --out runs/demo
 
 test: $(VENV)/.test
 	$(PY) -m pytest -n 2 needle tests

@@ -9,6 +9,7 @@ array([2., 4., 6.], dtype=float32)
 
 from . import backend_ndarray, ops
 from . import data, init, nn, optim
+from . import models, train
 from .autograd import Tensor, TensorTuple, Value, enable_grad, is_grad_enabled, no_grad
 from .backend_ndarray import all_devices, cpu, cpu_numpy, cuda, default_device
 from .ops import (add, add_scalar, astype, broadcast_to, concatenate, dilate, divide,
@@ -17,5 +18,6 @@ from .ops import (add, add_scalar, astype, broadcast_to, concatenate, dilate, di
                   max, maximum, mean, mul_scalar, multiply, negate, not_equal, pad, permute,
                   power, power_scalar, relu, reshape, sigmoid, softmax, split, sqrt, stack, sub,
                   summation, tanh, transpose, tuple_get_item, undilate, where)
+from .serialization import load, save
 
 __version__ = "0.1.0"

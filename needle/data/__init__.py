@@ -1,9 +1,13 @@
 """Datasets, the DataLoader and image transforms."""
 
-from .dataloader import DataLoader
-from .dataset import Dataset, NDArrayDataset
+from .dataloader import DataLoader, default_collate
+from .dataset import Dataset, NDArrayDataset, Subset
+from .digits import Digits, load_digits_split
 from .mnist import MNISTDataset, parse_mnist
 from .text import Corpus, Dictionary, batchify, get_batch
+from .transforms import Compose, Normalize, RandomCrop, RandomFlipHorizontal, Transform
 
-__all__ = ["Corpus", "DataLoader", "Dataset", "Dictionary", "MNISTDataset", "NDArrayDataset",
-           "batchify", "get_batch", "parse_mnist"]
+__all__ = ["Compose", "Corpus", "DataLoader", "Dataset", "Dictionary", "Digits", "MNISTDataset",
+           "NDArrayDataset", "Normalize", "RandomCrop", "RandomFlipHorizontal", "Subset",
+           "Transform", "batchify", "default_collate", "get_batch", "load_digits_split",
+           "parse_mnist"]

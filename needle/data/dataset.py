@@ -26,6 +26,15 @@ class Dataset:
             x = transform(x)
         return x
 
+    def apply_transforms_batch(self, x: np.ndarray, sample_ndim: int = 3) -> np.ndarray:
+        """The transforms applied to one sample (``sample_ndim`` axes, e.g. H x W x C) or to
+        each sample of a batch of them (one more leading axis)."""
+        if not self.transforms:
+            return x
+        if x.ndim == sample_ndim + 1:
+            return np.stack([self.apply_transforms(sample) for sample in x])
+        return self.apply_transforms(x)
+
 
 class NDArrayDataset(Dataset):
     """Samples from arrays of equal length: item i is (a[i] for a in arrays)."""
@@ -42,3 +51,24 @@ class NDArrayDataset(Dataset):
 
     def __getitem__(self, index: Any) -> tuple[Any, ...]:
         return tuple(a[index] for a in self.arrays)
+
+
+class Subset(Dataset):
+    """The samples of ``dataset`` at ``indices`` (e.g. a fixed train/holdout split)."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int] | np.ndarray):
+        super().__init__()
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+        if self.indices.ndim != 1:
+            raise ValueError(f"Subset needs a 1-D array of indices, got shape "
+                             f"{self.indices.shape}")
+        if self.indices.size and not 0 <= self.indices.min() <= self.indices.max() < len(dataset):
+            raise ValueError(f"Subset indices must lie in [0, {len(dataset)}), got values in "
+                             f"[{self.indices.min()}, {self.indices.max()}]")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.dataset[self.indices[index]]

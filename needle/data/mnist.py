@@ -55,8 +55,4 @@ class MNISTDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: Any) -> tuple[np.ndarray, Any]:
-        images = self.images[index]
-        if self.transforms:
-            images = np.stack([self.apply_transforms(x) for x in images]) \
-                if images.ndim == 4 else self.apply_transforms(images)
-        return images, self.labels[index]
+        return self.apply_transforms_batch(self.images[index]), self.labels[index]

@@ -10,25 +10,31 @@ from ..autograd import Tensor
 from ..backend_ndarray import Device, default_device
 
 
+def _from_host(array: np.ndarray, device: Device | None, dtype: Any,
+               requires_grad: bool) -> Tensor:
+    """A Tensor of ``dtype`` on ``device`` holding ``array`` (computed on the host)."""
+    return Tensor(array, device=device or default_device(), dtype=dtype,
+                  requires_grad=requires_grad)
+
+
+# The random initialisers compute in float64 on the host, exactly as the contract writes
+# them, and round once to ``dtype``: the same seed gives the same numbers as the reference.
 def rand(*shape: int, low: float = 0.0, high: float = 1.0, device: Device | None = None,
          dtype: Any = "float32", requires_grad: bool = False) -> Tensor:
     """Uniform on [low, high): ``low + (high - low) * np.random.rand(*shape)``."""
-    array = (device or default_device()).rand(*shape, dtype=dtype) * (high - low) + low
-    return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
+    return _from_host(low + (high - low) * np.random.rand(*shape), device, dtype, requires_grad)
 
 
 def randn(*shape: int, mean: float = 0.0, std: float = 1.0, device: Device | None = None,
           dtype: Any = "float32", requires_grad: bool = False) -> Tensor:
     """Normal: ``std * np.random.randn(*shape) + mean``."""
-    array = (device or default_device()).randn(*shape, dtype=dtype) * std + mean
-    return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
+    return _from_host(std * np.random.randn(*shape) + mean, device, dtype, requires_grad)
 
 
 def randb(*shape: int, p: float = 0.5, device: Device | None = None, dtype: Any = "bool",
           requires_grad: bool = False) -> Tensor:
     """Bernoulli(p) booleans: ``np.random.rand(*shape) <= p``."""
-    array = (device or default_device()).rand(*shape) <= p
-    return Tensor(array, device=device, dtype=dtype, requires_grad=requires_grad)
+    return _from_host(np.random.rand(*shape) <= p, device, dtype, requires_grad)
 
 
 def constant(*shape: int, c: float = 1.0, device: Device | None = None, dtype: Any = "float32",

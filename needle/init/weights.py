@@ -11,10 +11,15 @@ from .basic import rand, randn
 Shape = tuple[int, ...]
 
 
+_GAINS = {"relu": math.sqrt(2), "linear": 1.0, "sigmoid": 1.0, "tanh": 5 / 3,
+          "leaky_relu": math.sqrt(2 / (1 + 0.01 ** 2))}
+
+
 def _gain(nonlinearity: str) -> float:
-    if nonlinearity != "relu":
-        raise ValueError(f"only nonlinearity='relu' is supported, got {nonlinearity!r}")
-    return math.sqrt(2)
+    """PyTorch's ``calculate_gain``: sqrt(2) for relu (the contract's default)."""
+    if nonlinearity not in _GAINS:
+        raise ValueError(f"nonlinearity must be one of {sorted(_GAINS)}, got {nonlinearity!r}")
+    return _GAINS[nonlinearity]
 
 
 def xavier_uniform(fan_in: int, fan_out: int, gain: float = 1.0, **kwargs: Any) -> Tensor:
@@ -31,13 +36,15 @@ def xavier_normal(fan_in: int, fan_out: int, gain: float = 1.0, **kwargs: Any) -
 
 def kaiming_uniform(fan_in: int, fan_out: int, shape: Shape | None = None,
                     nonlinearity: str = "relu", **kwargs: Any) -> Tensor:
-    """U(-b, b), b = sqrt(2) sqrt(3 / fan_in); ``shape`` defaults to (fan_in, fan_out)."""
+    """U(-b, b), b = gain sqrt(3 / fan_in), gain sqrt(2) for relu; ``shape`` defaults to
+    (fan_in, fan_out)."""
     bound = _gain(nonlinearity) * math.sqrt(3 / fan_in)
     return rand(*(shape or (fan_in, fan_out)), low=-bound, high=bound, **kwargs)
 
 
 def kaiming_normal(fan_in: int, fan_out: int, shape: Shape | None = None,
                    nonlinearity: str = "relu", **kwargs: Any) -> Tensor:
-    """N(0, std²), std = sqrt(2) / sqrt(fan_in); ``shape`` defaults to (fan_in, fan_out)."""
+    """N(0, std²), std = gain / sqrt(fan_in), gain sqrt(2) for relu; ``shape`` defaults to
+    (fan_in, fan_out)."""
     std = _gain(nonlinearity) / math.sqrt(fan_in)
     return randn(*(shape or (fan_in, fan_out)), mean=0.0, std=std, **kwargs)

@@ -1,4 +1,4 @@
-"""Basic layers: Linear, activations, containers, normalisation, dropout and the softmax loss.
+"""Basic layers: Linear, activations, containers, normalisation and dropout.
 
 Shapes: N is the batch, D (or in/out features) the feature axis; ``Linear`` keeps needle's
 weight layout (in_features, out_features), the transpose of PyTorch's.
@@ -6,13 +6,12 @@ weight layout (in_features, out_features), the transpose of PyTorch's.
 
 from __future__ import annotations
 
+import math
 from typing import Any
-
-import numpy as np
 
 from .. import init, ops
 from ..autograd import Tensor
-from ..backend_ndarray import Device
+from ..backend_ndarray import Device, NDArray
 from .module import Module, Parameter
 
 
@@ -100,44 +99,47 @@ class Residual(Module):
         return self.fn(x) + x
 
 
-class SoftmaxLoss(Module):
-    """Mean over the batch of logsumexp(logits_i) - logits_i[y_i]; logits (N, C), y (N,)."""
+class LeakyReLU(Module):
+    """x for x > 0, else negative_slope * x (gradient negative_slope at 0, as PyTorch)."""
 
-    def forward(self, logits: Tensor, y: Tensor) -> Tensor:
-        labels = _class_ids(y, logits)
-        log_probs = ops.logsoftmax(logits)
-        picked = log_probs[np.arange(logits.shape[0]), labels]
-        return -picked.sum() / logits.shape[0]
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
 
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.where(x > 0, x, x * self.negative_slope)
 
-def _class_ids(y: Tensor | np.ndarray, logits: Tensor) -> np.ndarray:
-    """Labels as an int array of shape (N,), checked against the logits (N, C)."""
-    labels = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
-    if labels.shape != logits.shape[:1] or logits.ndim != 2:
-        raise ValueError(f"expected logits (N, C) and labels (N,), got {logits.shape} and "
-                         f"{labels.shape}")
-    labels = labels.astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= logits.shape[1]):
-        raise ValueError(f"labels must lie in [0, {logits.shape[1]}), got values in "
-                         f"[{labels.min()}, {labels.max()}]")
-    return labels
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
 
 
-def _normalize(x: Tensor, axes: int, eps: float) -> tuple[Tensor, Tensor, Tensor]:
-    """(x - mean) / sqrt(var + eps) over ``axes`` (biased variance), with mean and var."""
-    count = x.shape[axes]
-    mean = x.sum(axes, keepdims=True) / count
-    centered = x - mean.broadcast_to(x.shape)
-    var = (centered * centered).sum(axes, keepdims=True) / count
-    return centered / ((var + eps) ** 0.5).broadcast_to(x.shape), mean, var
+class GELU(Module):
+    """x Phi(x), Phi the standard normal CDF: 0.5 x (1 + erf(x / sqrt 2)); with
+    ``approximate="tanh"``, 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+    def __init__(self, approximate: str = "none"):
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.approximate == "tanh":
+            inner = (x + x * x * x * 0.044715) * math.sqrt(2 / math.pi)
+            return x * (ops.tanh(inner) + 1) * 0.5
+        return x * (ops.erf(x * math.sqrt(0.5)) + 1) * 0.5
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
 
 
 class BatchNorm1d(Module):
     """Per-feature normalisation of x (N, D) by batch statistics (training) or running ones
-    (eval): y = weight * (x - mean) / sqrt(var + eps) + bias. weight ones, bias zeros.
+    (eval): y = weight * (x - mean) / sqrt(var + eps) + bias. weight ones, bias zeros (D,).
 
     Running statistics update as (1 - momentum) old + momentum batch, with the biased batch
-    variance (needle's convention; PyTorch keeps the unbiased one)."""
+    variance (needle's convention; PyTorch keeps the unbiased one). The statistics are taken
+    over every axis but axis 1, so a subclass that accepts (N, C, H, W) is BatchNorm2d."""
 
     def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.1,
                  device: Device | None = None, dtype: str = "float32"):
@@ -150,19 +152,35 @@ class BatchNorm1d(Module):
         self.running_mean = init.zeros(dim, device=device, dtype=dtype)
         self.running_var = init.ones(dim, device=device, dtype=dtype)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def check_input(self, x: Tensor) -> None:
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"BatchNorm1d({self.dim}) expects input (N, {self.dim}), "
+            raise ValueError(f"{type(self).__name__}({self.dim}) expects input (N, {self.dim}), "
                              f"got {x.shape}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        axes = (0,) + tuple(range(2, x.ndim))
         if self.training:
-            normed, mean, var = _normalize(x, 0, self.eps)
-            m = self.momentum
-            self.running_mean = (self.running_mean * (1 - m) + mean.reshape(-1).detach() * m)
-            self.running_var = (self.running_var * (1 - m) + var.reshape(-1).detach() * m)
+            normalize = ops.Normalize(axes, self.eps)
+            normed = normalize(x)
+            self._update_running_stats(normalize.mean, normalize.var)
         else:
-            std = (self.running_var + self.eps) ** 0.5
-            normed = (x - self.running_mean) / std
-        return normed * self.weight + self.bias
+            scale = (self.running_var + self.eps) ** -0.5
+            normed = (x - self._per_channel(self.running_mean, x)) * \
+                self._per_channel(scale, x)
+        return normed * self._per_channel(self.weight, x) + self._per_channel(self.bias, x)
+
+    @staticmethod
+    def _per_channel(value: Tensor, x: Tensor) -> Tensor:
+        """A (C,) tensor shaped to broadcast along axis 1 of x (N, C, ...)."""
+        return value if x.ndim == 2 else value.reshape((1, -1) + (1,) * (x.ndim - 2))
+
+    def _update_running_stats(self, mean: NDArray, var: NDArray) -> None:
+        m = self.momentum
+        self.running_mean.data = self.running_mean.cached_data * (1 - m) + \
+            mean.reshape((self.dim,)) * m
+        self.running_var.data = self.running_var.cached_data * (1 - m) + \
+            var.reshape((self.dim,)) * m
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
@@ -181,11 +199,10 @@ class LayerNorm1d(Module):
         self.bias = Parameter(init.zeros(dim, device=device, dtype=dtype))
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-1] != self.dim:
+        if x.shape[-1:] != (self.dim,):
             raise ValueError(f"LayerNorm1d({self.dim}) expects a last axis of {self.dim}, "
                              f"got shape {x.shape}")
-        normed, _, _ = _normalize(x, x.ndim - 1, self.eps)
-        return normed * self.weight + self.bias
+        return ops.normalize(x, -1, self.eps) * self.weight + self.bias
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}"
@@ -193,7 +210,8 @@ class LayerNorm1d(Module):
 
 class Dropout(Module):
     """In training, zeroes each element with probability p and scales the rest by
-    1/(1-p): x * randb(*x.shape, p=1-p) / (1-p). The identity in eval mode."""
+    1/(1-p): x * randb(*x.shape, p=1-p) / (1-p), with the scale folded into the mask.
+    The identity in eval mode."""
 
     def __init__(self, p: float = 0.5):
         super().__init__()
@@ -204,8 +222,8 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
             return x
-        mask = init.randb(*x.shape, p=1 - self.p, device=x.device, dtype=x.dtype)
-        return x * mask / (1 - self.p)
+        keep = init.randb(*x.shape, p=1 - self.p, device=x.device)
+        return x * (ops.astype(keep, x.dtype) * (1 / (1 - self.p)))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

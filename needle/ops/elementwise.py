@@ -51,9 +51,10 @@ class EWiseMul(TensorOp):
     def compute(self, a: NDArray, b: NDArray) -> NDArray:
         return a * b
 
-    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
-        lhs, rhs = node.inputs
-        return out_grad * rhs, out_grad * lhs
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        lhs, rhs = node.inputs  # skip the product for a constant factor (a dropout mask)
+        return (out_grad * rhs if lhs.requires_grad else None,
+                out_grad * lhs if rhs.requires_grad else None)
 
 
 class MulScalar(TensorOp):

@@ -1,0 +1,248 @@
+"""needle's command line: ``python -m needle train ...`` (and subcommands plugged in below).
+
+    python -m needle train --model mlp_resnet --dataset digits --epochs 10 --out runs/digits
+    python -m needle train --dataset mnist --resume runs/mnist/checkpoint.safetensors
+
+``train`` prints one line per epoch and writes ``OUT/history.json`` (one object per epoch),
+``OUT/curves.png`` (loss and accuracy per epoch, train vs test), ``OUT/checkpoint.safetensors``
+(after every epoch; ``--resume`` continues from it) and ``OUT/model.safetensors``.
+
+Extension points — each addition is one table entry or one function:
+
+- ``DATASETS[name] = loader(args) -> Data``: a Data holds the train and test datasets and
+  the facts models need (``input_shape`` of one sample, ``num_classes``), a ``kind`` that
+  picks the training loop, and an optional ``note`` printed before training.
+- ``MODELS[name] = builder(data, args) -> nn.Module``.
+- ``LOOPS[kind] = loop(model, data, args) -> history``: trains and returns one dict per
+  epoch (``epoch, train_loss, test_loss, lr, seconds`` and the kind's own metrics such as
+  ``train_acc``/``test_acc`` or ``train_ppl``/``test_ppl``). ``"classification"`` is
+  ``train_classifier``, built on ``needle.train.fit``.
+- ``TRAIN_OPTIONS``: functions ``(parser) -> None`` adding flags to ``train`` (a model's or
+  dataset's own hyper-parameters).
+- ``COMMANDS[name] = (add_arguments(parser), run(args) -> None)``: subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from . import data as ndl_data
+from . import nn, optim
+from .models import MLPResNet
+from .serialization import save
+from .train import fit
+
+History = list[dict[str, Any]]
+
+
+@dataclass
+class Data:
+    """A dataset as the command line sees it: the two splits and the facts about them."""
+
+    train: Any
+    test: Any
+    input_shape: tuple[int, ...]
+    num_classes: int
+    kind: str = "classification"
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def data_dir(args: argparse.Namespace) -> str:
+    """``--data-dir``, else ``$NEEDLE_DATA``, else ``../shared/data`` from the project root."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    default = os.path.join(root, os.pardir, "shared", "data")
+    return args.data_dir or os.environ.get("NEEDLE_DATA") or os.path.normpath(default)
+
+
+# ---------------------------------------------------------------------------- datasets
+def load_digits(args: argparse.Namespace) -> Data:
+    """scikit-learn's 8x8 digits: 1,437 training and 360 test images, a fixed split."""
+    train, test = ndl_data.Digits(train=True), ndl_data.Digits(train=False)
+    return Data(train, test, input_shape=(8, 8, 1), num_classes=10,
+                note="digits: scikit-learn's 1,797 real 8x8 digits, fixed 1,437/360 split")
+
+
+def load_mnist(args: argparse.Namespace) -> Data:
+    """The 10,000 real MNIST test images (the only ones here): first 8,000 / last 2,000."""
+    folder = os.path.join(data_dir(args), "mnist")
+    full = ndl_data.MNISTDataset(os.path.join(folder, "t10k-images-idx3-ubyte.gz"),
+                                 os.path.join(folder, "t10k-labels-idx1-ubyte.gz"))
+    n_train = len(full) * 4 // 5
+    return Data(ndl_data.Subset(full, np.arange(n_train)),
+                ndl_data.Subset(full, np.arange(n_train, len(full))),
+                input_shape=(28, 28, 1), num_classes=10,
+                note=f"mnist: only the {len(full):,} real MNIST test images are available "
+                     f"here; training on the first {n_train:,}, testing on the last "
+                     f"{len(full) - n_train:,}")
+
+
+DATASETS: dict[str, Callable[[argparse.Namespace], Data]] = {
+    "digits": load_digits,
+    "mnist": load_mnist,
+}
+
+
+# ---------------------------------------------------------------------------- models
+def build_mlp_resnet(data: Data, args: argparse.Namespace) -> nn.Module:
+    return MLPResNet(math.prod(data.input_shape), hidden_dim=args.hidden_dim,
+                     num_blocks=args.num_blocks, num_classes=data.num_classes,
+                     drop_prob=args.drop_prob)
+
+
+MODELS: dict[str, Callable[[Data, argparse.Namespace], nn.Module]] = {
+    "mlp_resnet": build_mlp_resnet,
+}
+
+
+# ---------------------------------------------------------------------------- loops
+OPTIMIZERS: dict[str, Callable[..., optim.Optimizer]] = {
+    "adam": lambda params, a: optim.Adam(params, lr=a.lr, weight_decay=a.weight_decay),
+    "sgd": lambda params, a: optim.SGD(params, lr=a.lr, momentum=a.momentum,
+                                       weight_decay=a.weight_decay),
+}
+
+
+def make_optimizer(model: nn.Module, args: argparse.Namespace) -> optim.Optimizer:
+    return OPTIMIZERS[args.optimizer](model.parameters(), args)
+
+
+def epoch_line(entry: dict[str, Any]) -> str:
+    """One printed line per epoch: every loss / accuracy / perplexity, lr and time."""
+    parts = [f"epoch {entry['epoch']:3d}"]
+    for key, value in entry.items():
+        if key.startswith(("train_", "test_")):
+            parts.append(f"{key} {value:.4f}")
+    parts.append(f"lr {entry['lr']:.3g}  {entry['seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+def train_classifier(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
+    """Mini-batch training with ``needle.train.fit``: softmax loss, shuffled batches,
+    a checkpoint after every epoch."""
+    opt = make_optimizer(model, args)
+    train_loader = ndl_data.DataLoader(data.train, args.batch_size, shuffle=True)
+    test_loader = ndl_data.DataLoader(data.test, args.batch_size)
+    return fit(model, train_loader, opt, args.epochs, test_loader=test_loader,
+               checkpoint=os.path.join(args.out, "checkpoint.safetensors"), resume=args.resume,
+               progress=args.progress, on_epoch=lambda e: print(epoch_line(e), flush=True))
+
+
+LOOPS: dict[str, Callable[[nn.Module, Data, argparse.Namespace], History]] = {
+    "classification": train_classifier,
+}
+
+
+# ---------------------------------------------------------------------------- outputs
+def plot_curves(history: History, path: str) -> None:
+    """Loss (left) and the other metrics (right) per epoch, train vs test, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [e["epoch"] for e in history]
+    metrics = sorted({k.split("_", 1)[1] for e in history for k in e
+                      if k.startswith(("train_", "test_"))}, key=lambda m: m != "loss")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for split in ("train", "test"):
+            key = f"{split}_{metric}"
+            if any(key in e for e in history):
+                ax.plot(epochs, [e.get(key, float("nan")) for e in history], marker="o",
+                        label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(model: nn.Module, history: History, out: str) -> None:
+    with open(os.path.join(out, "history.json"), "w") as f:
+        json.dump(history, f, indent=1)
+    plot_curves(history, os.path.join(out, "curves.png"))
+    save(model.state_dict(), os.path.join(out, "model.safetensors"))
+
+
+# ---------------------------------------------------------------------------- train
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", choices=sorted(MODELS), default="mlp_resnet")
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder of the data files (default: $NEEDLE_DATA)")
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--batch-size", type=positive_int, default=100)
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
+    parser.add_argument("--weight-decay", type=float, default=1e-3)
+    parser.add_argument("--hidden-dim", type=positive_int, default=100)
+    parser.add_argument("--num-blocks", type=int, default=3)
+    parser.add_argument("--drop-prob", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs/latest", help="output folder")
+    parser.add_argument("--resume", default=None, metavar="CKPT",
+                        help="continue from a checkpoint written by an earlier run")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                        default=sys.stderr.isatty(), help="tqdm progress bars")
+    for add_options in TRAIN_OPTIONS:
+        add_options(parser)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    if args.resume and not os.path.isfile(args.resume):
+        raise SystemExit(f"--resume: no checkpoint file at {args.resume}")
+    np.random.seed(args.seed)
+    data = DATASETS[args.dataset](args)
+    if data.note:
+        print(data.note, flush=True)
+    model = MODELS[args.model](data, args)
+    os.makedirs(args.out, exist_ok=True)
+    history = LOOPS[data.kind](model, data, args)
+    write_outputs(model, history, args.out)
+    print(f"wrote {args.out}/history.json, curves.png, model.safetensors")
+    last = history[-1] if history else {}
+    if "test_acc" in last:
+        print(f"test accuracy {last['test_acc']:.4f} on {len(data.test):,} held-out "
+              f"{args.dataset} images", flush=True)
+
+
+TRAIN_OPTIONS: list[Callable[[argparse.ArgumentParser], None]] = []
+
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
+                          Callable[[argparse.Namespace], None]]] = {
+    "train": (add_train_arguments, run_train),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m needle",
+                                     description=__doc__.splitlines()[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, run) in COMMANDS.items():
+        sub = commands.add_parser(name)
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
