@@ -22,8 +22,8 @@ from .sequence import Embedding
 
 
 class Softmax(Module):
-    """softmax(x)_i = e^{x_i} / sum_j e^{x_j} along ``dim``, computed as exp(logsoftmax(x)):
-    the max is subtracted first, so large logits neither overflow nor give NaN gradients."""
+    """softmax(x)_i = e^{x_i} / sum_j e^{x_j} along ``dim``, with the max subtracted first
+    (``ops.softmax``): large logits neither overflow nor lose precision."""
 
     def __init__(self, dim: int = -1):
         super().__init__()
@@ -65,7 +65,8 @@ class MultiHeadAttention(Module):
         logits = (q @ ops.transpose(k)) * (1 / math.sqrt(q.shape[-1]))
         if self.causal:
             mask = causal_mask(q.shape[2], k.shape[2], logits.dtype)
-            logits = logits + Tensor(mask, device=logits.device, requires_grad=False)
+            logits = logits + Tensor(mask, device=logits.device, dtype=logits.dtype,
+                                     requires_grad=False)
         probs = self.dropout(self.softmax(logits))
         return probs @ v, probs
 
