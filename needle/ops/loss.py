@@ -32,28 +32,34 @@ class SoftmaxCrossEntropy(TensorOp):
     def compute(self, z: NDArray) -> NDArray:
         shift = z.max(axis=1, keepdims=True)
         shifted = z - shift.broadcast_to(z.shape)
-        # log sum exp(z - max) - (z_y - max): exact even where |z| is large
-        return shifted.exp().sum(axis=1).log() - shifted[_rows(self.labels)]
+        # kept for the gradient: e^(z - max) and its row sums give softmax(z) in one pass
+        self.exp_shifted = shifted.exp()
+        self.sum_exp = self.exp_shifted.sum(axis=1)
+        # log sum e^(z - max) - (z_y - max): exact even where |z| is large
+        return self.sum_exp.log() - shifted[_rows(self.labels)]
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
         z = node.inputs[0]
         lse = node + getitem(z, _rows(self.labels))
-        return SoftmaxCrossEntropyGrad(self.labels)(z, lse, out_grad)
+        grad = SoftmaxCrossEntropyGrad(self.labels, self.exp_shifted, self.sum_exp)
+        return grad(z, lse, out_grad)
 
 
 class SoftmaxCrossEntropyGrad(TensorOp):
     """f(z, lse, g) = g[:, None] (exp(z - lse[:, None]) - onehot(y)): the gradient of
-    ``SoftmaxCrossEntropy`` given its logsumexp (whose float rounding at the scale of z sets
-    the precision); differentiable again, for second derivatives.
+    ``SoftmaxCrossEntropy`` at z with logsumexp lse, computed from the forward's cached
+    e^(z - max) and its row sums; differentiable again (second derivatives).
     With P = exp(z - lse) and adjoint V: dz = g V P, dlse = -sum(g V P), dg = sum(V P) - V[y]."""
 
-    def __init__(self, labels: np.ndarray):
+    def __init__(self, labels: np.ndarray, exp_shifted: NDArray, sum_exp: NDArray):
         self.labels = labels
+        self.exp_shifted = exp_shifted
+        self.sum_exp = sum_exp
 
     def compute(self, z: NDArray, lse: NDArray, g: NDArray) -> NDArray:
-        column = (z.shape[0], 1)
-        out = (z - lse.compact().reshape(column).broadcast_to(z.shape)).exp()
-        out = out * g.compact().reshape(column).broadcast_to(z.shape)
+        # exp(z - lse) is the forward's e^(z - max) / sum, cached: one pass over the logits
+        scale = (g.compact() / self.sum_exp).reshape((z.shape[0], 1))
+        out = self.exp_shifted * scale.broadcast_to(z.shape)
         out[_rows(self.labels)] = out[_rows(self.labels)] - g
         return out
 
