@@ -3,13 +3,14 @@ function for each, and compositions with no backward code of their own."""
 
 from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
-from .compose import mean, sigmoid, sqrt, sub
+from .compose import mean, sqrt, sub
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
                           divide_scalar, equal, exp, greater, greater_equal, less, less_equal,
                           log, logical_not, maximum, mul_scalar, multiply, negate, not_equal,
                           power, power_scalar, relu, tanh)
+from .elementwise import Sigmoid, sigmoid
 from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
 from .logarithmic import (LogSoftmax, LogSumExp, Softmax, logsoftmax, logsumexp,
                           softmax)
@@ -37,4 +38,4 @@ __all__ = [
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
 ]
-__all__ += ["Softmax", "SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad", "softmax_cross_entropy"]
+__all__ += ["Sigmoid", "Softmax", "SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad", "softmax_cross_entropy"]

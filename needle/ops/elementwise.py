@@ -226,6 +226,22 @@ def tanh(a: Tensor) -> Tensor:
     return Tanh()(a)
 
 
+class Sigmoid(TensorOp):
+    """f(a) = 1 / (1 + e^-a), computed as (1 + tanh(a/2)) / 2 so it never overflows;
+    df = g f (1 - f). A primitive for speed: composed, it records four nodes forward and
+    six backward, and an LSTM applies three sigmoids per time step."""
+
+    def compute(self, a: NDArray) -> NDArray:
+        return (a * 0.5).tanh() * 0.5 + 0.5
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        return out_grad * (node * (1 - node))
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    return Sigmoid()(a)
+
+
 class Maximum(TensorOp):
     """f(a, b) = max(a, b); df routes g to the larger input, half to each on ties (PyTorch)."""
 
