@@ -99,6 +99,12 @@ class Op:
             return tuple(grads)
         return (grads,)
 
+    def partial_adjoints(self, out_grad: Any, node: Any) -> tuple[Any, ...]:
+        """What ``backward`` collects for each input: ``gradient_as_tuple`` unless the op
+        defers some work to the summation of adjoints (``TupleElementAdjoint``,
+        ``ProductAdjoint``), where many partial adjoints combine more cheaply."""
+        return self.gradient_as_tuple(out_grad, node)
+
 
 class TensorOp(Op):
     """An op whose output is a single Tensor."""
@@ -492,11 +498,45 @@ class TupleElementAdjoint:
         self.value = value
 
 
+class ProductAdjoint:
+    """A partial adjoint ``lhs @ rhs`` not multiplied out yet (a MatMul's right operand).
+
+    A weight used at every time step of a recurrent network gets one per step; their sum
+    is one product of concatenations, [A_1 .. A_n] @ [B_1; ..; B_n], which BLAS runs much
+    faster than n small products and n - 1 additions."""
+
+    __slots__ = ("lhs", "rhs")
+
+    def __init__(self, lhs: Tensor, rhs: Tensor):
+        self.lhs = lhs
+        self.rhs = rhs
+
+    def value(self) -> Tensor:
+        return ops.MatMul()(self.lhs, self.rhs)
+
+
+def sum_products(products: list[ProductAdjoint]) -> Tensor:
+    """sum_i A_i @ B_i, as one product of concatenations when the factors are matrices."""
+    if len(products) == 1 or any(p.lhs.ndim != 2 for p in products):
+        return sum_node_list([p.value() for p in products])
+    return ProductAdjoint(ops.concatenate([p.lhs for p in products], axis=1),
+                          ops.concatenate([p.rhs for p in products], axis=0)).value()
+
+
 def sum_adjoints(grads: list[Any], node: Value) -> Value:
-    """A node's adjoint: the sum of its partial adjoints. For a TensorTuple, element
-    adjoints are summed per element and elements that received none get zeros."""
-    if not any(isinstance(g, TupleElementAdjoint) for g in grads):
-        return grads[0] if len(grads) == 1 else sum_node_list(grads)
+    """A node's adjoint: the sum of its partial adjoints. Deferred products are summed as
+    one product; for a TensorTuple, element adjoints are summed per element and elements
+    that received none get zeros."""
+    if any(isinstance(g, TupleElementAdjoint) for g in grads):
+        return _tuple_adjoint(grads, node)
+    products = [g for g in grads if isinstance(g, ProductAdjoint)]
+    if products:
+        grads = [g for g in grads if not isinstance(g, ProductAdjoint)]
+        grads.append(sum_products(products))
+    return grads[0] if len(grads) == 1 else sum_node_list(grads)
+
+
+def _tuple_adjoint(grads: list[Any], node: Value) -> Value:
     parts: list[list[Value]] = [[] for _ in node.cached_data]
     for grad in grads:
         if isinstance(grad, TupleElementAdjoint):
@@ -523,7 +563,7 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
             node.grad = sum_adjoints(grads, node)
             if node.op is None:
                 continue
-            for x, grad in zip(node.inputs, node.op.gradient_as_tuple(node.grad, node)):
+            for x, grad in zip(node.inputs, node.op.partial_adjoints(node.grad, node)):
                 if grad is not None and x.requires_grad:
                     node_to_grads.setdefault(id(x), []).append(grad)
     if not retain_graph:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backend_ndarray as nd
-from ..autograd import NDArray, Tensor, TensorOp
+from ..autograd import NDArray, ProductAdjoint, Tensor, TensorOp
 from .broadcast import as_tensor
 
 
@@ -17,9 +17,16 @@ class MatMul(TensorOp):
         return a @ b
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        grad_lhs, grad_rhs = self.partial_adjoints(out_grad, node)
+        return grad_lhs, grad_rhs.value() if grad_rhs is not None else None
+
+    def partial_adjoints(self, out_grad: Tensor,
+                         node: Tensor) -> tuple[Tensor | None, ProductAdjoint | None]:
+        """a^T @ g is deferred: a weight shared by many products (an RNN's W_hh at every
+        time step) gets its adjoint as one product of concatenations."""
         lhs, rhs = node.inputs
         grad_lhs = MatMul()(out_grad, transpose(rhs)) if lhs.requires_grad else None
-        grad_rhs = MatMul()(transpose(lhs), out_grad) if rhs.requires_grad else None
+        grad_rhs = ProductAdjoint(transpose(lhs), out_grad) if rhs.requires_grad else None
         return grad_lhs, grad_rhs
 
 

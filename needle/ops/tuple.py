@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp, TupleElementAdjoint
+from .. import backend_ndarray as nd
+from ..autograd import (NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp,
+                        TupleElementAdjoint)
 
 
 class MakeTensorTuple(TensorTupleOp):
@@ -22,8 +24,8 @@ def make_tuple(*args: Tensor) -> TensorTuple:
 class TupleGetItem(TensorOp):
     """f(t) = t[index]; f' is the adjoint at ``index`` and zeros elsewhere.
 
-    The zeros are left implicit: the engine sums element adjoints per element (see
-    ``TupleElementAdjoint``) and fills in zeros once, only for elements never taken."""
+    In ``backward`` the zeros stay implicit: the engine sums element adjoints per element
+    (``TupleElementAdjoint``) and fills in zeros once, only for elements never taken."""
 
     def __init__(self, index: int):
         self.index = index
@@ -31,8 +33,15 @@ class TupleGetItem(TensorOp):
     def compute(self, a: tuple[NDArray, ...]) -> NDArray:
         return a[self.index]
 
-    def gradient(self, out_grad: Tensor, node: Tensor) -> TupleElementAdjoint:
-        return TupleElementAdjoint(self.index, out_grad)
+    def gradient(self, out_grad: Tensor, node: Tensor) -> TensorTuple:
+        parts = node.inputs[0].cached_data
+        grads = [out_grad if i == self.index else
+                 Tensor.make_const(nd.full(x.shape, 0, x.dtype, x.device))
+                 for i, x in enumerate(parts)]
+        return make_tuple(*grads)
+
+    def partial_adjoints(self, out_grad: Tensor, node: Tensor) -> tuple[TupleElementAdjoint]:
+        return (TupleElementAdjoint(self.index, out_grad),)
 
 
 def tuple_get_item(value: TensorTuple, index: int) -> Tensor:
