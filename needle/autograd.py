@@ -515,7 +515,7 @@ class ProductAdjoint:
         return ops.MatMul()(self.lhs, self.rhs)
 
 
-def sum_products(products: list[ProductAdjoint]) -> Tensor:
+def sum_products(products: list[ProductAdjoint]) -> Value:
     """sum_i A_i @ B_i, as one product of concatenations when the factors are matrices."""
     if len(products) == 1 or any(p.lhs.ndim != 2 for p in products):
         return sum_node_list([p.value() for p in products])
@@ -537,17 +537,17 @@ def sum_adjoints(grads: list[Any], node: Value) -> Value:
 
 
 def _tuple_adjoint(grads: list[Any], node: Value) -> Value:
-    parts: list[list[Value]] = [[] for _ in node.cached_data]
+    parts: list[list[Any]] = [[] for _ in node.cached_data]
     for grad in grads:
         if isinstance(grad, TupleElementAdjoint):
             parts[grad.index].append(grad.value)
         else:
             for part, element in zip(parts, grad):
                 part.append(element)
-    return ops.make_tuple(*[
-        sum_node_list(part) if part else
-        Tensor.make_const(nd.full(x.shape, 0, x.dtype, x.device))
-        for part, x in zip(parts, node.cached_data)])
+    elements: list[Any] = [sum_node_list(part) if part else
+                           Tensor.make_const(nd.full(x.shape, 0, x.dtype, x.device))
+                           for part, x in zip(parts, node.cached_data)]
+    return ops.make_tuple(*elements)
 
 
 def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,

@@ -113,7 +113,7 @@ def epoch_general_ptb(data: np.ndarray, model: nn.Module, seq_len: int = 40,
 
 
 def train_ptb(model: nn.Module, data: np.ndarray, seq_len: int = 40, n_epochs: int = 1,
-              optimizer: type[optim.Optimizer] = optim.SGD, lr: float = 4.0,
+              optimizer: Callable[..., optim.Optimizer] = optim.SGD, lr: float = 4.0,
               weight_decay: float = 0.0, loss_fn: LossFn | None = None,
               clip: float | None = None, device: Device | None = None,
               dtype: Any = "float32") -> tuple[float, float]:
