@@ -10,7 +10,7 @@ from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWise
                           divide_scalar, equal, exp, greater, greater_equal, less, less_equal,
                           log, logical_not, maximum, mul_scalar, multiply, negate, not_equal,
                           power, power_scalar, relu, tanh)
-from .elementwise import Sigmoid, sigmoid
+from .elementwise import Sigmoid, SigmoidGrad, TanhGrad, sigmoid
 from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
 from .logarithmic import (LogSoftmax, LogSumExp, Softmax, logsoftmax, logsumexp,
                           softmax)
@@ -38,4 +38,5 @@ __all__ = [
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
 ]
-__all__ += ["Sigmoid", "Softmax", "SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad", "softmax_cross_entropy"]
+__all__ += ["Sigmoid", "SigmoidGrad", "Softmax", "SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad",
+            "TanhGrad", "softmax_cross_entropy"]

@@ -36,3 +36,23 @@ def test_sigmoid_never_overflows():
     y.sum().backward()
     np.testing.assert_allclose(y.numpy(), [0, 0, 0.5, 1, 1], atol=1e-30)
     assert np.isfinite(x.grad.numpy()).all()
+
+
+def _second_derivative_check(ndl_op, torch_op, x):
+    def ndl_fn(a):
+        (ndl_op(a) * ndl_op(a * 0.7)).sum().backward(create_graph=True)
+        return a.grad
+
+    def torch_fn(a):
+        loss = (torch_op(a) * torch_op(a * 0.7)).sum()
+        return torch.autograd.grad(loss, a, create_graph=True)[0]
+
+    check_torch(ndl_fn, torch_fn, x, name=f"{ndl_op.__name__}''")
+
+
+def test_tanh_and_sigmoid_gradient_ops_differentiate_again():
+    """TanhGrad and SigmoidGrad: first and second derivatives against PyTorch."""
+    x = np.random.default_rng(3).standard_normal((3, 4))
+    for ndl_op, torch_op in ((ndl.tanh, torch.tanh), (ndl.sigmoid, torch.sigmoid)):
+        check_torch(ndl_op, torch_op, x, name=ndl_op.__name__)
+        _second_derivative_check(ndl_op, torch_op, x)
