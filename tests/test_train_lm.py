@@ -1,6 +1,7 @@
 """Language-model training: truncated BPTT learns, keeps memory flat over 500 batches,
 needs the carried state detached, clips gradients; the course's function names."""
 
+import json
 import math
 import os
 import resource
@@ -10,10 +11,15 @@ import pytest
 
 import needle as ndl
 from needle import autograd
-from needle.data import batchify, get_batch
+from needle.__main__ import main
+from needle.data import Corpus, batchify, get_batch
 from needle.models import LanguageModel
 from needle.train_lm import (detach_state, epoch_general_ptb, evaluate_ptb, lm_epoch, lm_loss,
                              train_ptb)
+
+
+PTB = os.path.join(os.environ.get("NEEDLE_DATA", os.path.join(
+    os.path.dirname(__file__), "..", "..", "shared", "data")), "ptb")
 
 
 def _pattern(length, period=5):
@@ -138,3 +144,41 @@ def test_a_window_needs_two_rows():
     model = LanguageModel(8, 10, 8, seq_model="rnn")
     with pytest.raises(ValueError, match="a window needs 2 rows"):
         lm_epoch(np.zeros((1, 4), np.int64), model)
+
+
+# ------------------------------------------------------------------ quality on Penn Treebank
+def count_baselines(train, test, vocab_size, weight=0.5):
+    """Perplexities on ``test`` of an add-one unigram model and of a bigram model
+    interpolated with it (bigram weight ``weight``), both counted on ``train``."""
+    train, test = np.asarray(train), np.asarray(test)
+    unigram = (np.bincount(train, minlength=vocab_size) + 1) / (len(train) + vocab_size)
+    pair_counts = {}
+    for pair in zip(train[:-1].tolist(), train[1:].tolist()):
+        pair_counts[pair] = pair_counts.get(pair, 0) + 1
+    context = np.bincount(train[:-1], minlength=vocab_size)[test[:-1]]
+    pairs = np.array([pair_counts.get(p, 0) for p in zip(test[:-1].tolist(),
+                                                          test[1:].tolist())])
+    bigram = np.divide(pairs, context, out=np.zeros(len(pairs)), where=context > 0)
+    mixed = weight * bigram + (1 - weight) * unigram[test[1:]]
+    return (math.exp(-np.log(unigram[test]).mean()),
+            math.exp(-np.log(np.concatenate([unigram[test[:1]], mixed])).mean()))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(PTB), reason="Penn Treebank not in $NEEDLE_DATA")
+@pytest.mark.parametrize("model, target", [("lstm_lm", 0.60), ("transformer_lm", 0.65)])
+def test_command_line_defaults_beat_count_baselines_on_ptb(model, target, tmp_path, capsys):
+    """Trained on ptb.valid.txt with the CLI's defaults, tested on ptb.test.txt: perplexity
+    at most ``target`` times that of an add-one unigram model counted on the same split."""
+    corpus = Corpus(PTB, train_file="ptb.valid.txt", test_file="ptb.test.txt")
+    unigram, bigram = count_baselines(corpus.train, corpus.test, len(corpus.dictionary))
+    main(["train", "--model", model, "--out", str(tmp_path)])
+    with open(os.path.join(tmp_path, "history.json")) as f:
+        history = json.load(f)
+    ppl = history[-1]["test_ppl"]
+    with capsys.disabled():
+        print(f"\n{model}: test perplexity {ppl:.1f} after {len(history)} epochs "
+              f"({history[-1]['seconds']:.0f}s for the last); add-one unigram "
+              f"{unigram:.1f}, interpolated bigram {bigram:.1f} ({bigram / unigram:.2f}x); "
+              f"{model} {ppl / unigram:.2f}x the unigram (target {target}x)")
+    assert ppl <= target * unigram

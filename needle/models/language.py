@@ -16,16 +16,14 @@ class LanguageModel(nn.Module):
 
     Embedding(output_size, embedding_size), then the sequence model, then
     Linear(hidden_size, output_size) (hidden_size is embedding_size for the Transformer,
-    whose positions go up to ``seq_len``). Extras, off by default: ``dropout`` on the
+    whose positions go up to ``seq_len``). Extras: ``dropout`` (off by default) on the
     embeddings and on the sequence model's output (and inside the Transformer);
-    ``final_norm``, a LayerNorm before the Linear, which a pre-norm Transformer needs to
-    keep its initial logits small; ``num_head`` and ``dim_head`` shape the attention."""
+    ``num_head`` and ``dim_head`` shape the Transformer's attention."""
 
     def __init__(self, embedding_size: int, output_size: int, hidden_size: int,
                  num_layers: int = 1, seq_model: str = "rnn", seq_len: int = 40, *,
                  num_head: int = 8, dim_head: int = 32, dropout: float = 0.0,
-                 final_norm: bool = False, device: Device | None = None,
-                 dtype: str = "float32"):
+                 device: Device | None = None, dtype: str = "float32"):
         super().__init__()
         if seq_model not in SEQ_MODELS:
             raise ValueError(f"seq_model must be one of {SEQ_MODELS}, got {seq_model!r}")
@@ -46,8 +44,6 @@ class LanguageModel(nn.Module):
                                      dtype=dtype)
         self.hidden_size = hidden_size
         self.dropout = nn.Dropout(dropout)
-        self.norm = nn.LayerNorm1d(hidden_size, device=device, dtype=dtype) \
-            if final_norm else nn.Identity()
         self.linear = nn.Linear(hidden_size, output_size, device=device, dtype=dtype)
 
     def forward(self, x: Tensor, h: Any = None) -> tuple[Tensor, Any]:
@@ -57,4 +53,4 @@ class LanguageModel(nn.Module):
         seq_len, batch_size = x.shape
         out, h = self.seq_model(self.dropout(self.embedding(x)), h)
         out = self.dropout(out).reshape((seq_len * batch_size, self.hidden_size))
-        return self.linear(self.norm(out)), h
+        return self.linear(out), h
