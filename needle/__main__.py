@@ -115,13 +115,24 @@ def make_optimizer(model: nn.Module, args: argparse.Namespace) -> optim.Optimize
     return OPTIMIZERS[args.optimizer](model.parameters(), args)
 
 
+SCHEDULERS: dict[str, Callable[[optim.Optimizer, argparse.Namespace], Any]] = {
+    "none": lambda opt, a: None,
+    "cosine": lambda opt, a: optim.CosineAnnealingLR(opt, T_max=a.epochs),
+}
+
+
+def make_scheduler(opt: optim.Optimizer, args: argparse.Namespace) -> Any:
+    """The learning-rate schedule over ``--epochs`` (stepped once per epoch), or None."""
+    return SCHEDULERS[args.scheduler](opt, args)
+
+
 def epoch_line(entry: dict[str, Any]) -> str:
     """One printed line per epoch: every loss / accuracy / perplexity, lr and time."""
     parts = [f"epoch {entry['epoch']:3d}"]
     for key, value in entry.items():
         if key.startswith(("train_", "test_")):
             parts.append(f"{key} {value:.4f}")
-    parts.append(f"lr {entry['lr']:.3g}  {entry['seconds']:.1f}s")
+    parts.append(f"lr {entry['lr']:.3g}  {entry['seconds']:.2f}s")
     return "  ".join(parts)
 
 
@@ -132,7 +143,8 @@ def train_classifier(model: nn.Module, data: Data, args: argparse.Namespace) -> 
     train_loader = ndl_data.DataLoader(data.train, args.batch_size, shuffle=True)
     test_loader = ndl_data.DataLoader(data.test, args.batch_size)
     return fit(model, train_loader, opt, args.epochs, test_loader=test_loader,
-               checkpoint=os.path.join(args.out, "checkpoint.safetensors"), resume=args.resume,
+               scheduler=make_scheduler(opt, args), resume=args.resume,
+               checkpoint=os.path.join(args.out, "checkpoint.safetensors"),
                progress=args.progress, on_epoch=lambda e: print(epoch_line(e), flush=True))
 
 
@@ -142,12 +154,16 @@ LOOPS: dict[str, Callable[[nn.Module, Data, argparse.Namespace], History]] = {
 
 
 # ---------------------------------------------------------------------------- outputs
+METRIC_NAMES = {"loss": "loss", "acc": "accuracy", "ppl": "perplexity"}
+
+
 def plot_curves(history: History, path: str) -> None:
     """Loss (left) and the other metrics (right) per epoch, train vs test, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [e["epoch"] for e in history]
     metrics = sorted({k.split("_", 1)[1] for e in history for k in e
@@ -160,7 +176,8 @@ def plot_curves(history: History, path: str) -> None:
                 ax.plot(epochs, [e.get(key, float("nan")) for e in history], marker="o",
                         label=split)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -190,9 +207,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=10)
     parser.add_argument("--batch-size", type=positive_int, default=100)
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
     parser.add_argument("--weight-decay", type=float, default=1e-3)
+    parser.add_argument("--scheduler", choices=sorted(SCHEDULERS), default="cosine",
+                        help="learning-rate schedule over the epochs")
     parser.add_argument("--hidden-dim", type=positive_int, default=100)
     parser.add_argument("--num-blocks", type=int, default=3)
     parser.add_argument("--drop-prob", type=float, default=0.1)
@@ -207,6 +226,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    """Train a model on a dataset, printing a line per epoch; write history, curves, model."""
     if args.resume and not os.path.isfile(args.resume):
         raise SystemExit(f"--resume: no checkpoint file at {args.resume}")
     np.random.seed(args.seed)
@@ -262,11 +282,15 @@ COMMANDS["generate"] = (train_lm.add_generate_arguments, train_lm.run_generate)
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m needle",
-                                     description=__doc__.splitlines()[0] if __doc__ else None)
+                                     description="needle's command line (python -m needle "
+                                                 "COMMAND --help for a command's options)")
     commands = parser.add_subparsers(dest="command", required=True)
     subparsers = {}
     for name, (add_arguments, run) in COMMANDS.items():
-        sub = subparsers[name] = commands.add_parser(name)
+        summary = (run.__doc__ or "").strip().splitlines()[:1]
+        sub = subparsers[name] = commands.add_parser(
+            name, help=summary[0] if summary else None,
+            description=summary[0] if summary else None)
         add_arguments(sub)
         sub.set_defaults(run=run)
     args = parser.parse_args(argv)

@@ -499,28 +499,28 @@ class TupleElementAdjoint:
 
 
 class ProductAdjoint:
-    """A partial adjoint ``lhs @ rhs`` not multiplied out yet (a MatMul's right operand).
+    """A partial adjoint ``a^T @ g`` not multiplied out yet (a MatMul's right operand).
 
     A weight used at every time step of a recurrent network gets one per step; their sum
-    is one product of concatenations, [A_1 .. A_n] @ [B_1; ..; B_n], which BLAS runs much
+    is one product of stacked rows, [a_1; ..; a_n]^T @ [g_1; ..; g_n], which BLAS runs much
     faster than n small products and n - 1 additions."""
 
-    __slots__ = ("lhs", "rhs")
+    __slots__ = ("a", "g")
 
-    def __init__(self, lhs: Tensor, rhs: Tensor):
-        self.lhs = lhs
-        self.rhs = rhs
+    def __init__(self, a: Tensor, g: Tensor):
+        self.a = a
+        self.g = g
 
     def value(self) -> Tensor:
-        return ops.MatMul()(self.lhs, self.rhs)
+        return ops.MatMul(transpose_a=True)(self.a, self.g)
 
 
 def sum_products(products: list[ProductAdjoint]) -> Value:
-    """sum_i A_i @ B_i, as one product of concatenations when the factors are matrices."""
-    if len(products) == 1 or any(p.lhs.ndim != 2 for p in products):
+    """sum_i a_i^T @ g_i, as one product of concatenations when the factors are matrices."""
+    if len(products) == 1 or any(p.a.ndim != 2 for p in products):
         return sum_node_list([p.value() for p in products])
-    return ProductAdjoint(ops.concatenate([p.lhs for p in products], axis=1),
-                          ops.concatenate([p.rhs for p in products], axis=0)).value()
+    return ProductAdjoint(ops.concatenate([p.a for p in products], axis=0),
+                          ops.concatenate([p.g for p in products], axis=0)).value()
 
 
 def sum_adjoints(grads: list[Any], node: Value) -> Value:

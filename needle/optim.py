@@ -8,6 +8,9 @@ instead of a dozen per parameter. Per-parameter state (``state_dict()``) are vie
 flat buffers. A parameter whose ``.data`` was reassigned is copied back in at the next step;
 when some gradients are None the rule runs per parameter on the others (PyTorch skips them).
 
+``t`` counts ``step()`` calls (the contract's one counter for Adam); PyTorch counts steps per
+parameter, which differs only for parameters that sometimes have no gradient.
+
 Where needle differs from PyTorch the docstring says so: SGD's momentum buffer is an
 exponential average, ``u = momentum u + (1 - momentum) g`` (PyTorch: ``u = momentum u + g``),
 so needle's ``SGD(lr, m)`` moves like PyTorch's ``SGD(lr * (1 - m), m)``.
@@ -21,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from .autograd import Tensor
-from .backend_ndarray import Device, NDArray
+from .backend_ndarray import Device, NDArray, fused
 from .nn import Parameter
 
 Array = Any  # an array of a device's module (numpy or cupy)
@@ -34,7 +37,7 @@ class _Group:
     def __init__(self, params: Sequence[Tensor], state_names: Sequence[str]):
         self.params = list(params)
         self.device: Device = params[0].device
-        self.xp = self.device.xp
+        self.xp = self.device.module()
         dtype = params[0].dtype
         sizes = [p.size for p in params]
         self.offsets = np.cumsum([0] + sizes).tolist()
@@ -45,6 +48,7 @@ class _Group:
         self.state = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
         self.views = [self._view(self.value, i) for i in range(len(params))]
         self.grad_views = [self._view(self.grad, i) for i in range(len(params))]
+        self.flat_grad = NDArray.make((total,), device=self.device, handle=self.grad)
         for p, view in zip(self.params, self.views):
             view[...] = p.cached_data
             p.cached_data = view
@@ -61,16 +65,18 @@ class _Group:
     def gather(self) -> bool:
         """Copy values reassigned since the last step back in, and gradients into the flat
         gradient buffer; True when every parameter has a gradient."""
-        complete = True
-        for p, view, grad_view in zip(self.params, self.views, self.grad_views):
+        for p, view in zip(self.params, self.views):
             if p.cached_data is not view:
                 view[...] = p.cached_data
                 p.cached_data = view
-            if p.grad is None:
-                complete = False
-            else:
-                grad_view[...] = p.grad.cached_data
-        return complete
+        grads = [p.grad for p in self.params]
+        if all(g is not None for g in grads):
+            fused.flatten_into(self.flat_grad, [g.cached_data for g in grads])
+            return True
+        for grad, grad_view in zip(grads, self.grad_views):
+            if grad is not None:
+                grad_view[...] = grad.cached_data
+        return False
 
 
 Rule = Callable[..., None]
@@ -186,6 +192,12 @@ def _check_positive(**values: float) -> None:
             raise ValueError(f"{name} must be >= 0, got {value}")
 
 
+def _check_positive_int(**values: int) -> None:
+    for name, value in values.items():
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _check_unit(**values: float) -> None:
     for name, value in values.items():
         if not 0 <= value < 1:
@@ -217,7 +229,8 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs a momentum > 0")
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, u: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
+        u = state["u"]
         _add_weight_decay(xp, w, g, tmp, self.weight_decay)
         if not self.momentum:
             g *= self.lr
@@ -250,9 +263,9 @@ class Adam(Optimizer):
         _check_positive(eps=eps, weight_decay=weight_decay)
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, m: Array, v: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
         _add_weight_decay(xp, w, g, tmp, self.weight_decay)
-        self._adam(xp, w, g, tmp, m, v)
+        self._adam(xp, w, g, tmp, state["m"], state["v"])
 
     def _adam(self, xp: Any, w: Array, g: Array, tmp: Array, m: Array, v: Array) -> None:
         """The moment updates and the step, in place (``g`` is used up)."""
@@ -281,9 +294,9 @@ class AdamW(Adam):
                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
         super().__init__(params, lr, beta1, beta2, eps, weight_decay)
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, m: Array, v: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
         w *= 1 - self.lr * self.weight_decay
-        self._adam(xp, w, g, tmp, m, v)
+        self._adam(xp, w, g, tmp, state["m"], state["v"])
 
 
 class RMSprop(Optimizer):
@@ -303,8 +316,8 @@ class RMSprop(Optimizer):
         self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
         self.momentum, self.centered = momentum, centered
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, v: Array, b: Array,
-               gbar: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
+        v, b, gbar = state["v"], state["b"], state["gbar"]
         _add_weight_decay(xp, w, g, tmp, self.weight_decay)
         v *= self.alpha
         xp.multiply(g, g, out=tmp)
@@ -352,7 +365,8 @@ class Adagrad(Optimizer):
             group.state["s"][...] = self.initial_accumulator_value
         return groups
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, *, s: Array) -> None:
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
+        s = state["s"]
         _add_weight_decay(xp, w, g, tmp, self.weight_decay)
         xp.multiply(g, g, out=tmp)
         s += tmp
@@ -413,8 +427,7 @@ class StepLR(LRScheduler):
     """lr = base_lr gamma^(epoch // step_size)."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
-        if step_size <= 0:
-            raise ValueError(f"step_size must be a positive integer, got {step_size}")
+        _check_positive_int(step_size=step_size)
         self.step_size, self.gamma = step_size, gamma
         super().__init__(optimizer)
 
@@ -426,8 +439,7 @@ class CosineAnnealingLR(LRScheduler):
     """lr = eta_min + (base_lr - eta_min) (1 + cos(pi epoch / T_max)) / 2."""
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0):
-        if T_max <= 0:
-            raise ValueError(f"T_max must be a positive integer, got {T_max}")
+        _check_positive_int(T_max=T_max)
         self.T_max, self.eta_min = T_max, eta_min
         super().__init__(optimizer)
 

@@ -21,7 +21,7 @@ class Identity(Module):
 
 
 class Linear(Module):
-    """y = x W + b for x (N, ..., in_features) -> (N, ..., out_features).
+    """y = x W + b for x (..., in_features) -> (..., out_features).
 
     W (in, out) from kaiming_uniform(in, out); then b (1, out) from kaiming_uniform(out, 1)."""
 
@@ -36,11 +36,13 @@ class Linear(Module):
                               .reshape((1, out_features))) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"Linear expects inputs with {self.in_features} features on the "
-                             f"last axis, got shape {x.shape}")
-        out = x @ self.weight
-        return out if self.bias is None else out + self.bias
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"Linear expects inputs (..., {self.in_features}), got shape "
+                             f"{x.shape}")
+        if x.ndim == 2:
+            return ops.linear(x, self.weight, self.bias)
+        out = ops.linear(x.reshape((-1, self.in_features)), self.weight, self.bias)
+        return out.reshape(x.shape[:-1] + (self.out_features,))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, " \
@@ -139,7 +141,8 @@ class BatchNorm1d(Module):
 
     Running statistics update as (1 - momentum) old + momentum batch, with the biased batch
     variance (needle's convention; PyTorch keeps the unbiased one). The statistics are taken
-    over every axis but axis 1, so a subclass that accepts (N, C, H, W) is BatchNorm2d."""
+    over every axis but axis 1, so a subclass whose ``check_input`` accepts (N, C, H, W) is
+    BatchNorm2d."""
 
     def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.1,
                  device: Device | None = None, dtype: str = "float32"):
@@ -160,15 +163,14 @@ class BatchNorm1d(Module):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         axes = (0,) + tuple(range(2, x.ndim))
-        if self.training:
-            normalize = ops.Normalize(axes, self.eps)
-            normed = normalize(x)
-            self._update_running_stats(normalize.mean, normalize.var)
-        else:
-            scale = (self.running_var + self.eps) ** -0.5
-            normed = (x - self._per_channel(self.running_mean, x)) * \
-                self._per_channel(scale, x)
-        return normed * self._per_channel(self.weight, x) + self._per_channel(self.bias, x)
+        if not self.training:
+            scale = self.weight * (self.running_var + self.eps) ** -0.5
+            shift = self.bias - self.running_mean * scale
+            return x * self._per_channel(scale, x) + self._per_channel(shift, x)
+        normalize = ops.Normalize(axes, self.eps, channel_axis=1)
+        out = normalize(x, self.weight, self.bias)
+        self._update_running_stats(normalize.mean, normalize.var)
+        return out
 
     @staticmethod
     def _per_channel(value: Tensor, x: Tensor) -> Tensor:
@@ -202,7 +204,7 @@ class LayerNorm1d(Module):
         if x.shape[-1:] != (self.dim,):
             raise ValueError(f"LayerNorm1d({self.dim}) expects a last axis of {self.dim}, "
                              f"got shape {x.shape}")
-        return ops.normalize(x, -1, self.eps) * self.weight + self.bias
+        return ops.normalize(x, -1, self.eps, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}"
@@ -223,7 +225,8 @@ class Dropout(Module):
         if not self.training:
             return x
         keep = init.randb(*x.shape, p=1 - self.p, device=x.device)
-        return x * (ops.astype(keep, x.dtype) * (1 / (1 - self.p)))
+        mask = Tensor.make_const(keep.cached_data.astype(x.dtype) * (1 / (1 - self.p)))
+        return x * mask
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -114,7 +114,7 @@ class Module:
                     (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped))
                     if items and (strict or label == "wrong shape")]
         if problems:
-            raise KeyError("load_state_dict: " + "; ".join(problems))
+            raise RuntimeError("load_state_dict: " + "; ".join(problems))
         for name, tensor in own.items():
             if name in state:
                 value = state[name].numpy() if isinstance(state[name], Tensor) else state[name]

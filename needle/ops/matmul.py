@@ -11,23 +11,45 @@ from .broadcast import as_tensor
 
 class MatMul(TensorOp):
     """f(a, b) = a @ b over the last two axes (equal leading axes);
-    df = (g @ b^T, a^T @ g), each computed only for an input that needs it."""
+    df = (g @ b^T, a^T @ g), each computed only for an input that needs it.
+
+    ``transpose_a`` / ``transpose_b`` use a^T / b^T (last two axes) instead, as BLAS does:
+    the gradients then need no transpose nodes of their own."""
+
+    def __init__(self, transpose_a: bool = False, transpose_b: bool = False):
+        self.transpose_a = transpose_a
+        self.transpose_b = transpose_b
 
     def compute(self, a: NDArray, b: NDArray) -> NDArray:
-        return a @ b
+        return _swap_last(a, self.transpose_a) @ _swap_last(b, self.transpose_b)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
         grad_lhs, grad_rhs = self.partial_adjoints(out_grad, node)
-        return grad_lhs, grad_rhs.value() if grad_rhs is not None else None
+        return grad_lhs, grad_rhs.value() if isinstance(grad_rhs, ProductAdjoint) else grad_rhs
 
     def partial_adjoints(self, out_grad: Tensor,
-                         node: Tensor) -> tuple[Tensor | None, ProductAdjoint | None]:
-        """a^T @ g is deferred: a weight shared by many products (an RNN's W_hh at every
-        time step) gets its adjoint as one product of concatenations."""
+                         node: Tensor) -> tuple[Tensor | None, Tensor | ProductAdjoint | None]:
+        """For a plain a @ b, b's adjoint a^T g is deferred: a weight shared by many products
+        (an RNN's W_hh at every time step) gets its adjoint as one product."""
         lhs, rhs = node.inputs
-        grad_lhs = MatMul()(out_grad, transpose(rhs)) if lhs.requires_grad else None
-        grad_rhs = ProductAdjoint(transpose(lhs), out_grad) if rhs.requires_grad else None
+        ta, tb = self.transpose_a, self.transpose_b
+        grad_lhs = grad_rhs = None
+        if lhs.requires_grad:  # d(op_a(a)) = g op_b(b)^T, transposed back when ta
+            grad_lhs = MatMul(tb, True)(rhs, out_grad) if ta else MatMul(False, not tb)(out_grad,
+                                                                                        rhs)
+        if rhs.requires_grad:  # d(op_b(b)) = op_a(a)^T g, transposed back when tb
+            grad_rhs = MatMul(True, ta)(out_grad, lhs) if tb else \
+                MatMul(False, False)(lhs, out_grad) if ta else ProductAdjoint(lhs, out_grad)
         return grad_lhs, grad_rhs
+
+
+def _swap_last(a: NDArray, swap: bool) -> NDArray:
+    """``a`` with its last two axes swapped (a view) when ``swap``."""
+    if not swap:
+        return a
+    axes = list(range(a.ndim))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return a.permute(axes)
 
 
 def matmul(lhs: Any, rhs: Any) -> Tensor:
@@ -57,4 +79,4 @@ def matmul(lhs: Any, rhs: Any) -> Tensor:
     return MatMul()(lhs, rhs)
 
 
-from .shape import broadcast_to, reshape, transpose  # noqa: E402
+from .shape import broadcast_to, reshape  # noqa: E402

@@ -1,4 +1,4 @@
-"""softmax_cross_entropy against PyTorch, finite differences (first and second order),
+"""ops.softmax_cross_entropy (per-row losses) against PyTorch, finite differences (first and
 large logits, and bad labels."""
 
 import numpy as np

@@ -1,0 +1,141 @@
+"""Fused kernels: several array operations in one call on the device's own arrays.
+
+Written with the device's array module directly (in place where it saves a pass), they
+spare the per-call checks of NDArray's elementwise methods on small hot-path arrays; the
+ops that call them (``ops.Normalize``) still have gradients written in Tensor ops.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .ndarray import NDArray, _wrap
+
+Axes = tuple[int, ...]
+
+
+def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDArray,
+                                                            NDArray]:
+    """(h, mean, var, inv_std): h = (x - mean) inv_std over ``axes``, inv_std =
+    1 / sqrt(var + eps) with the biased variance; the statistics keep their axes (size 1)."""
+    xp, a = x.device.module(), x._array
+    n = math.prod(a.shape[i] for i in axes)
+    mean = a.sum(axis=axes, keepdims=True)
+    mean *= 1 / n
+    centered = a - mean
+    var = xp.multiply(centered, centered).sum(axis=axes, keepdims=True)
+    var *= 1 / n
+    inv_std = var + eps
+    xp.sqrt(inv_std, out=inv_std)
+    xp.divide(1, inv_std, out=inv_std)
+    centered *= inv_std
+    device = x.device
+    return (_wrap(centered, device), _wrap(mean, device), _wrap(var, device),
+            _wrap(inv_std, device))
+
+
+def channel_shape(ndim: int, channel_axis: int, channels: int) -> tuple[int, ...]:
+    """The shape that lays a (C,) vector along ``channel_axis`` of an ``ndim``-dim array."""
+    shape = [1] * ndim
+    shape[channel_axis] = channels
+    return tuple(shape)
+
+
+def _along(vector: NDArray, ndim: int, channel_axis: int) -> object:
+    """A (C,) vector's array reshaped to broadcast along ``channel_axis``."""
+    return vector._array.reshape(channel_shape(ndim, channel_axis, vector.shape[0]))
+
+
+def affine(h: NDArray, weight: NDArray, bias: NDArray, channel_axis: int) -> NDArray:
+    """h weight + bias, with (C,) weight and bias laid along ``channel_axis``."""
+    out = h._array * _along(weight, h.ndim, channel_axis)
+    out += _along(bias, h.ndim, channel_axis)
+    return _wrap(out, h.device)
+
+
+def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes) -> NDArray:
+    """(g - mean g - h mean(g h)) inv_std, means over ``axes``: the adjoint of
+    ``normalize`` at the point whose normalised values are h."""
+    return _wrap(_normalize_grad(g.device.module(), g._array, h._array, inv_std._array, axes),
+                 g.device)
+
+
+def _normalize_grad(xp: Any, g: Any, h: Any, inv_std: Any, axes: Axes) -> Any:
+    n = math.prod(g.shape[i] for i in axes)
+    g_mean = g.sum(axis=axes, keepdims=True)
+    g_mean *= 1 / n
+    gh_mean = xp.multiply(g, h).sum(axis=axes, keepdims=True)
+    gh_mean *= 1 / n
+    out = h * gh_mean
+    xp.subtract(g, out, out=out)
+    out -= g_mean
+    out *= inv_std
+    return out
+
+
+def normalize_affine_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
+                          weight: NDArray, channel_axis: int) -> tuple[NDArray, NDArray,
+                                                                        NDArray]:
+    """The adjoints (dx, dweight, dbias) of h weight + bias, h = normalize(x): dbias =
+    sum g and dweight = sum g h over the axes other than ``channel_axis``, dx =
+    normalize_grad(g weight). When the statistics run over exactly those axes (BatchNorm),
+    the means inside dx are dbias and dweight over n, so they are not summed twice."""
+    xp, ga, ha = g.device.module(), g._array, h._array
+    others = tuple(i for i in range(ga.ndim) if i != channel_axis % ga.ndim)
+    grad_bias = ga.sum(axis=others)
+    grad_weight = xp.multiply(ga, ha).sum(axis=others)
+    w = _along(weight, ga.ndim, channel_axis)
+    if others == tuple(sorted(a % ga.ndim for a in axes)):
+        n = math.prod(ga.shape[i] for i in axes)
+        shape = channel_shape(ga.ndim, channel_axis, weight.shape[0])
+        out = ha * (grad_weight.reshape(shape) * (-1 / n))
+        out += ga
+        out -= grad_bias.reshape(shape) * (1 / n)
+        out *= inv_std._array * w
+    else:
+        out = _normalize_grad(xp, ga * w, ha, inv_std._array, axes)
+    device = g.device
+    return _wrap(out, device), _wrap(grad_weight, device), _wrap(grad_bias, device)
+
+
+def flatten_into(out: NDArray, arrays: list[NDArray]) -> None:
+    """Write the arrays, each flattened in row-major order, one after another into the 1-D
+    ``out`` (converting to its dtype): one copy for a whole list, e.g. of gradients."""
+    out.device.module().concatenate([a._array.reshape(-1) for a in arrays], out=out._array)
+
+
+def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:
+    """a @ b + bias, the bias (broadcast over rows, e.g. (1, n) or (n,)) added in place to
+    the fresh product: one allocation."""
+    out = a @ b
+    out._array += bias._array
+    return out
+
+
+def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
+                          ) -> tuple[NDArray, NDArray]:
+    """(loss, softmax): logsumexp(z_i) - z_i[y_i] per row of logits (N, C) (shifted by the
+    row max, so nothing overflows), its mean or sum or the (N,) values for reduction
+    "none"; and the softmax of the rows, for the gradient."""
+    xp, z = logits.device.module(), logits._array
+    rows, labels = xp.arange(z.shape[0]), xp.asarray(labels)
+    shift = z.max(axis=1, keepdims=True)
+    probs = xp.exp(z - shift)
+    total = probs.sum(axis=1, keepdims=True)
+    probs /= total
+    # log sum e^(z - max) - (z_y - max): exact even where |z| is large
+    losses = xp.log(total[:, 0])
+    losses -= z[rows, labels] - shift[:, 0]
+    if reduction != "none":
+        losses = xp.asarray(losses.sum() / (z.shape[0] if reduction == "mean" else 1),
+                            dtype=z.dtype)
+    return _wrap(losses, logits.device), _wrap(probs, logits.device)
+
+
+def softmax_cross_entropy_grad(probs: NDArray, labels: Any, scale: NDArray) -> NDArray:
+    """(probs - onehot(labels)) scale, with scale () or (N, 1) broadcast over rows."""
+    xp, out = probs.device.module(), probs._array.copy()
+    out[xp.arange(out.shape[0]), xp.asarray(labels)] -= 1
+    out *= scale._array
+    return _wrap(out, probs.device)

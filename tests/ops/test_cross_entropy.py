@@ -1,0 +1,49 @@
+"""ops.softmax_cross_entropy: forward, gradients and second derivatives."""
+
+import numpy as np
+import pytest
+import torch
+
+import needle as ndl
+from needle import ops
+from oracles import check_finite_differences, check_torch
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_matches_torch_and_has_second_derivatives(reduction):
+    local = np.random.default_rng(0)
+    logits, labels = local.standard_normal((5, 4)) * 3, local.integers(0, 4, 5)
+    check_torch(lambda z: ops.softmax_cross_entropy(z, labels, reduction),
+                lambda z: torch.nn.functional.cross_entropy(z, torch.tensor(labels),
+                                                            reduction=reduction),
+                logits.astype(np.float32), rtol=1e-5, atol=1e-6, name="cross entropy")
+    check_finite_differences(lambda z: ops.softmax_cross_entropy(z, labels, reduction), logits,
+                             name="cross entropy")
+
+    def gradient(z):
+        with ndl.enable_grad():
+            loss = ops.softmax_cross_entropy(z, labels, reduction)
+            (loss * loss).sum().backward(create_graph=True)
+        return z.grad
+
+    check_finite_differences(gradient, logits, name="cross entropy second derivative")
+
+
+def test_large_logits_stay_finite():
+    logits = np.array([[3e4, -3e4, 0.0], [-1e4, 1e4, 2e4]], np.float32)
+    check_torch(lambda z: ops.softmax_cross_entropy(z, [1, 0], "mean"),
+                lambda z: torch.nn.functional.cross_entropy(z, torch.tensor([1, 0])),
+                logits, rtol=1e-6, atol=1e-3, name="cross entropy large")
+
+
+def test_per_row_by_default_and_bad_labels():
+    logits = ndl.Tensor(np.zeros((2, 3), np.float32))
+    assert ops.softmax_cross_entropy(logits, np.array([0, 2])).shape == (2,)
+    np.testing.assert_allclose(ops.softmax_cross_entropy(logits, [0.0, 2.0]).numpy(),
+                               np.log([3, 3]), rtol=1e-6)
+    with pytest.raises(IndexError, match=r"\[0, 3\), got values in \[-1, 0\]"):
+        ops.softmax_cross_entropy(logits, [-1, 0])
+    with pytest.raises(ValueError, match="whole numbers"):
+        ops.softmax_cross_entropy(logits, [0.5, 1.0])
+    with pytest.raises(ValueError, match=r"labels \(N,\), got \(2, 3\) and \(3,\)"):
+        ops.softmax_cross_entropy(logits, [0, 1, 2])
