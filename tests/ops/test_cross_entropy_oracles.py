@@ -1,5 +1,5 @@
 """ops.softmax_cross_entropy (per-row losses) against PyTorch, finite differences (first and
-large logits, and bad labels."""
+second order), large logits, and bad labels."""
 
 import numpy as np
 import pytest
