@@ -210,14 +210,17 @@ class _RecurrentNetwork(Module):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
 
+    cells_name = ""  # the attribute that holds the cells, under its needle name
+
     @property
     def cells(self) -> list[_RecurrentCell]:
-        """The cells, layer by layer (each subclass keeps them under its needle name)."""
-        raise NotImplementedError
+        """The cells, layer by layer."""
+        return list(getattr(self, self.cells_name))
 
-    def layer_sizes(self) -> list[int]:
-        """The input size of each layer."""
-        return [self.input_size] + [self.hidden_size] * (self.num_layers - 1)
+    def make_cells(self, cell: type[_RecurrentCell], **kwargs: Any) -> list[_RecurrentCell]:
+        """One cell per layer: the first reads the input, the others the layer below."""
+        sizes = [self.input_size] + [self.hidden_size] * (self.num_layers - 1)
+        return [cell(size, self.hidden_size, **kwargs) for size in sizes]
 
     def split_state(self, h: Any, batch_size: int) -> list[State]:
         """The initial state of each layer: zeros when ``h`` is None."""
@@ -256,45 +259,37 @@ class RNN(_RecurrentNetwork):
     h0 (num_layers, batch, hidden) or None (zeros); returns (output (seq_len, batch, hidden),
     h_n (num_layers, batch, hidden)). Cells are created layer by layer (``rnn_cells``)."""
 
+    cells_name = "rnn_cells"
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, nonlinearity: str = "tanh", device: Device | None = None,
                  dtype: str = "float32"):
         super().__init__(input_size, hidden_size, num_layers)
-        self.rnn_cells = [RNNCell(size, hidden_size, bias, nonlinearity, device, dtype)
-                          for size in self.layer_sizes()]
-
-    @property
-    def cells(self) -> list[_RecurrentCell]:
-        return list(self.rnn_cells)
+        self.rnn_cells = self.make_cells(RNNCell, bias=bias, nonlinearity=nonlinearity,
+                                         device=device, dtype=dtype)
 
 
 class GRU(_RecurrentNetwork):
     """Multi-layer GRU with PyTorch's gate equations (see GRUCell); shapes as for RNN."""
 
+    cells_name = "gru_cells"
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, device: Device | None = None, dtype: str = "float32"):
         super().__init__(input_size, hidden_size, num_layers)
-        self.gru_cells = [GRUCell(size, hidden_size, bias, device, dtype)
-                          for size in self.layer_sizes()]
-
-    @property
-    def cells(self) -> list[_RecurrentCell]:
-        return list(self.gru_cells)
+        self.gru_cells = self.make_cells(GRUCell, bias=bias, device=device, dtype=dtype)
 
 
 class LSTM(_RecurrentNetwork):
     """Multi-layer LSTM: input (seq_len, batch, input), h = (h0, c0) each (num_layers, batch,
     hidden) or None (zeros); returns (output (seq_len, batch, hidden), (h_n, c_n))."""
 
+    cells_name = "lstm_cells"
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, device: Device | None = None, dtype: str = "float32"):
         super().__init__(input_size, hidden_size, num_layers)
-        self.lstm_cells = [LSTMCell(size, hidden_size, bias, device, dtype)
-                           for size in self.layer_sizes()]
-
-    @property
-    def cells(self) -> list[_RecurrentCell]:
-        return list(self.lstm_cells)
+        self.lstm_cells = self.make_cells(LSTMCell, bias=bias, device=device, dtype=dtype)
 
     def split_state(self, h: Any, batch_size: int) -> list[State]:
         if h is None:
