@@ -264,7 +264,8 @@ def load_ptb(args: argparse.Namespace) -> Data:
 
 
 def train_language_model(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
-    return train_lm.train_language_model(model, data, args, make_optimizer(model, args),
+    opt = make_optimizer(model, args)
+    return train_lm.train_language_model(model, data, args, opt, make_scheduler(opt, args),
                                          lambda e: print(epoch_line(e), flush=True))
 
 

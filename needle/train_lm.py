@@ -139,15 +139,15 @@ def evaluate_ptb(model: nn.Module, data: np.ndarray, seq_len: int = 40,
 # Adam pushes their logits down by about lr at every step.
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "lstm_lm": dict(dataset="ptb", epochs=3, batch_size=20, optimizer="sgd", lr=20.0,
-                    momentum=0.0, weight_decay=0.0, embedding_size=200, hidden_dim=200,
-                    num_layers=1, drop_prob=0.2, bptt=35, clip=0.25),
+                    momentum=0.0, weight_decay=0.0, scheduler="none", embedding_size=200,
+                    hidden_dim=200, num_layers=1, drop_prob=0.2, bptt=35, clip=0.25),
 }
 MODEL_DEFAULTS["rnn_lm"] = dict(MODEL_DEFAULTS["lstm_lm"], lr=1.0)
 MODEL_DEFAULTS["gru_lm"] = dict(MODEL_DEFAULTS["lstm_lm"])
 MODEL_DEFAULTS["transformer_lm"] = dict(
     dataset="ptb", epochs=5, batch_size=10, optimizer="adam", lr=5e-3, weight_decay=3e-4,
-    embedding_size=128, hidden_dim=256, num_layers=2, num_heads=4, dim_head=32,
-    drop_prob=0.3, bptt=35, clip=0.0)
+    scheduler="none", embedding_size=128, hidden_dim=256, num_layers=2, num_heads=4,
+    dim_head=32, drop_prob=0.3, bptt=35, clip=0.0)
 SEQ_MODELS = {"rnn_lm": "rnn", "lstm_lm": "lstm", "gru_lm": "gru",
               "transformer_lm": "transformer"}
 PTB_FILES = ("ptb.valid.txt", "ptb.test.txt")
@@ -163,8 +163,6 @@ def add_lm_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--bptt", type=int, default=35, help="tokens per BPTT window")
     group.add_argument("--clip", type=float, default=0.25,
                        help="gradient-norm clipping (0: none)")
-    group.add_argument("--lr-decay", type=float, default=1.0,
-                       help="multiply the learning rate by this after every epoch")
     group.add_argument("--max-lines", type=int, default=None,
                        help="read only the first lines of each text file (quick runs)")
 
@@ -198,12 +196,11 @@ def build_language_model(vocab_size: int, args: argparse.Namespace) -> LanguageM
 
 
 def train_language_model(model: nn.Module, data: Any, args: argparse.Namespace,
-                         opt: optim.Optimizer,
+                         opt: optim.Optimizer, scheduler: Any,
                          on_epoch: Callable[[dict[str, float]], None]) -> list[dict[str, float]]:
     """``fit_lm`` on the corpus of ``data``: perplexity per epoch, a checkpoint after every
     epoch (``--resume`` continues), and ``language_model.json`` for ``generate``."""
     write_config(args.out, lm_config(args, data.num_classes), data.extra["dictionary"])
-    scheduler = optim.StepLR(opt, 1, args.lr_decay) if args.lr_decay != 1 else None
     return fit_lm(model, batchify(data.train, args.batch_size), opt, args.epochs,
                   test_batches=batchify(data.test, 10), bptt=args.bptt, clip=args.clip,
                   scheduler=scheduler, checkpoint=os.path.join(args.out,
