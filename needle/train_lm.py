@@ -142,8 +142,8 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
                     momentum=0.0, weight_decay=0.0, scheduler="none", embedding_size=200,
                     hidden_dim=200, num_layers=1, drop_prob=0.2, bptt=35, clip=0.25),
 }
-MODEL_DEFAULTS["rnn_lm"] = dict(MODEL_DEFAULTS["lstm_lm"], lr=1.0)
-MODEL_DEFAULTS["gru_lm"] = dict(MODEL_DEFAULTS["lstm_lm"])
+MODEL_DEFAULTS["rnn_lm"] = dict(MODEL_DEFAULTS["lstm_lm"], lr=5.0)
+MODEL_DEFAULTS["gru_lm"] = dict(MODEL_DEFAULTS["lstm_lm"], lr=10.0)
 MODEL_DEFAULTS["transformer_lm"] = dict(
     dataset="ptb", epochs=5, batch_size=10, optimizer="adam", lr=5e-3, weight_decay=3e-4,
     scheduler="none", embedding_size=128, hidden_dim=256, num_layers=2, num_heads=4,
