@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import data as ndl_data
-from . import nn, optim
+from . import nn, optim, train_lm
 from .models import CNN, MLPResNet, ResNet9
 from .serialization import save
 from .train import fit
@@ -285,7 +285,10 @@ def run_train(args: argparse.Namespace) -> None:
     write_outputs(model, history, args.out)
     print(f"wrote {args.out}/history.json, curves.png, model.safetensors")
     last = history[-1] if history else {}
-    if "test_acc" in last:
+    if "test_ppl" in last:
+        print(f"test perplexity {last['test_ppl']:.1f} on {len(data.test):,} held-out "
+              f"{args.dataset} tokens", flush=True)
+    elif "test_acc" in last:
         print(f"test accuracy {last['test_acc']:.4f} on {len(data.test):,} held-out "
               f"{args.dataset} images", flush=True)
 
@@ -297,19 +300,51 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "train": (add_train_arguments, run_train),
 }
 
+# ``MODEL_DEFAULTS[name]``: a model's own defaults for any flag (the command line wins).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = {}
+
+
+# ---------------------------------------------------------------------------- language models
+def load_ptb(args: argparse.Namespace) -> Data:
+    return Data(**train_lm.load_ptb(data_dir(args), args))
+
+
+def train_language_model(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
+    opt = make_optimizer(model, args)
+    return train_lm.train_language_model(model, data, args, opt, make_scheduler(opt, args),
+                                         lambda e: print(epoch_line(e), flush=True))
+
+
+def build_language_model(data: Data, args: argparse.Namespace) -> nn.Module:
+    return train_lm.build_language_model(data.num_classes, args)
+
+
+DATASETS["ptb"] = load_ptb
+MODELS.update(dict.fromkeys(train_lm.SEQ_MODELS, build_language_model))
+LOOPS["language_model"] = train_language_model
+TRAIN_OPTIONS.append(train_lm.add_lm_options)
+MODEL_DEFAULTS.update(train_lm.MODEL_DEFAULTS)
+COMMANDS["generate"] = (train_lm.add_generate_arguments, train_lm.run_generate)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m needle",
                                      description="needle's command line (python -m needle "
                                                  "COMMAND --help for a command's options)")
     commands = parser.add_subparsers(dest="command", required=True)
+    subparsers = {}
     for name, (add_arguments, run) in COMMANDS.items():
         summary = (run.__doc__ or "").strip().splitlines()[:1]
-        sub = commands.add_parser(name, help=summary[0] if summary else None,
-                                  description=summary[0] if summary else None)
+        sub = subparsers[name] = commands.add_parser(
+            name, help=summary[0] if summary else None,
+            description=summary[0] if summary else None)
         add_arguments(sub)
         sub.set_defaults(run=run)
     args = parser.parse_args(argv)
+    defaults = MODEL_DEFAULTS.get(getattr(args, "model", None) or "")
+    if defaults:  # the model's own defaults, then the command line again on top
+        subparsers[args.command].set_defaults(**defaults)
+        args = parser.parse_args(argv)
     args.run(args)
 
 

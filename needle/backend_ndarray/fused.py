@@ -121,12 +121,13 @@ def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
     xp, z = logits.device.module(), logits._array
     rows, labels = xp.arange(z.shape[0]), xp.asarray(labels)
     shift = z.max(axis=1, keepdims=True)
-    probs = xp.exp(z - shift)
+    probs = z - shift
+    xp.exp(probs, out=probs)  # in place: one (N, C) allocation, not two
     total = probs.sum(axis=1, keepdims=True)
     probs /= total
+    # log sum e^(z - max) - (z_y - max): exact even where |z| is large
     losses = xp.log(total[:, 0])
-    losses += shift[:, 0]
-    losses -= z[rows, labels]
+    losses -= z[rows, labels] - shift[:, 0]
     if reduction != "none":
         losses = xp.asarray(losses.sum() / (z.shape[0] if reduction == "mean" else 1),
                             dtype=z.dtype)
@@ -134,8 +135,9 @@ def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
 
 
 def softmax_cross_entropy_grad(probs: NDArray, labels: Any, scale: NDArray) -> NDArray:
-    """(probs - onehot(labels)) scale, with scale () or (N, 1) broadcast over rows."""
-    xp, out = probs.device.module(), probs._array.copy()
-    out[xp.arange(out.shape[0]), xp.asarray(labels)] -= 1
-    out *= scale._array
+    """(probs - onehot(labels)) scale, with scale () or (N, 1) broadcast over rows: one
+    pass over the (N, C) probabilities, then the labels' entries."""
+    xp, c = probs.device.module(), scale._array
+    out = probs._array * c
+    out[xp.arange(out.shape[0]), xp.asarray(labels)] -= c.reshape(-1) if c.ndim else c
     return _wrap(out, probs.device)

@@ -3,7 +3,7 @@ function for each, and compositions with no backward code of their own."""
 
 from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
-from .compose import mean, sigmoid, softmax, sqrt, sub
+from .compose import mean, sqrt, sub
 from .conv import (Col2Im, Conv, ConvTranspose, ConvWeight, Im2Col, avg_pool2d, col2im, conv,
                    conv_transpose, conv_weight, im2col, max_pool2d)
 from .cross_entropy import SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad, softmax_cross_entropy
@@ -13,9 +13,11 @@ from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWise
                           divide_scalar, equal, exp, greater, greater_equal, less, less_equal,
                           log, logical_not, maximum, mul_scalar, multiply, negate, not_equal,
                           power, power_scalar, relu, tanh)
+from .elementwise import Sigmoid, SigmoidGrad, TanhGrad, sigmoid
 from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
-from .logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
 from .linear import Linear, linear
+from .logarithmic import (LogSoftmax, LogSumExp, Softmax, logsoftmax, logsumexp,
+                          softmax)
 from .matmul import MatMul, matmul
 from .normalization import Normalize, NormalizeAffineGrad, NormalizeGrad, normalize
 from .reduce import Max, Summation, max, summation
@@ -45,3 +47,4 @@ __all__ = [
     "Col2Im", "Conv", "ConvTranspose", "ConvWeight", "Im2Col", "avg_pool2d", "col2im", "conv",
     "conv_transpose", "conv_weight", "im2col", "max_pool2d",
 ]
+__all__ += ["Sigmoid", "SigmoidGrad", "Softmax", "TanhGrad"]

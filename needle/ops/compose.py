@@ -7,8 +7,7 @@ from typing import Any
 from ..autograd import Tensor
 from .axes import Axes, normalize_axes
 from .broadcast import is_scalar
-from .elementwise import add, add_scalar, exp, negate, power_scalar, tanh
-from .logarithmic import logsoftmax
+from .elementwise import add, add_scalar, negate, power_scalar
 from .reduce import summation
 
 
@@ -28,16 +27,6 @@ def mean(a: Tensor, axes: Axes = None, keepdims: bool = False) -> Tensor:
     for axis in axes:
         count *= a.shape[axis]
     return summation(a, axes, keepdims=keepdims) / count
-
-
-def sigmoid(a: Tensor) -> Tensor:
-    """1 / (1 + e^-a), computed as (1 + tanh(a/2)) / 2 so it never overflows."""
-    return (tanh(a * 0.5) + 1) * 0.5
-
-
-def softmax(a: Tensor, axis: int = -1) -> Tensor:
-    """e^a / sum e^a along ``axis``, as exp(logsoftmax) for stability."""
-    return exp(logsoftmax(a, axis))
 
 
 def sqrt(a: Tensor) -> Tensor:

@@ -73,7 +73,7 @@ class SoftmaxCrossEntropyGrad(TensorOp):
 
     def compute(self, logits: NDArray, g: NDArray) -> NDArray:
         return fused.softmax_cross_entropy_grad(self.probs, self.labels,
-                                                self._scale(g, logits.shape[0]))
+                                                self._scale(g.compact(), logits.shape[0]))
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
         logits, g = node.inputs

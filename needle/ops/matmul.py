@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backend_ndarray as nd
-from ..autograd import NDArray, Tensor, TensorOp
+from ..autograd import NDArray, ProductAdjoint, Tensor, TensorOp
 from .broadcast import as_tensor
 
 
@@ -24,6 +24,13 @@ class MatMul(TensorOp):
         return _swap_last(a, self.transpose_a) @ _swap_last(b, self.transpose_b)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
+        grad_lhs, grad_rhs = self.partial_adjoints(out_grad, node)
+        return grad_lhs, grad_rhs.value() if isinstance(grad_rhs, ProductAdjoint) else grad_rhs
+
+    def partial_adjoints(self, out_grad: Tensor,
+                         node: Tensor) -> tuple[Tensor | None, Tensor | ProductAdjoint | None]:
+        """For a plain a @ b, b's adjoint a^T g is deferred: a weight shared by many products
+        (an RNN's W_hh at every time step) gets its adjoint as one product."""
         lhs, rhs = node.inputs
         ta, tb = self.transpose_a, self.transpose_b
         grad_lhs = grad_rhs = None
@@ -31,8 +38,8 @@ class MatMul(TensorOp):
             grad_lhs = MatMul(tb, True)(rhs, out_grad) if ta else MatMul(False, not tb)(out_grad,
                                                                                         rhs)
         if rhs.requires_grad:  # d(op_b(b)) = op_a(a)^T g, transposed back when tb
-            grad_rhs = MatMul(True, ta)(out_grad, lhs) if tb else MatMul(not ta, False)(lhs,
-                                                                                        out_grad)
+            grad_rhs = MatMul(True, ta)(out_grad, lhs) if tb else \
+                MatMul(False, False)(lhs, out_grad) if ta else ProductAdjoint(lhs, out_grad)
         return grad_lhs, grad_rhs
 
 

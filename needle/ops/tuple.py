@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .. import backend_ndarray as nd
-from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
+from ..autograd import (NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp,
+                        TupleElementAdjoint)
 
 
 class MakeTensorTuple(TensorTupleOp):
@@ -21,7 +22,10 @@ def make_tuple(*args: Tensor) -> TensorTuple:
 
 
 class TupleGetItem(TensorOp):
-    """f(t) = t[index]; f' is the adjoint at ``index`` and zeros elsewhere."""
+    """f(t) = t[index]; f' is the adjoint at ``index`` and zeros elsewhere.
+
+    In ``backward`` the zeros stay implicit: the engine sums element adjoints per element
+    (``TupleElementAdjoint``) and fills in zeros once, only for elements never taken."""
 
     def __init__(self, index: int):
         self.index = index
@@ -35,6 +39,9 @@ class TupleGetItem(TensorOp):
                  Tensor.make_const(nd.full(x.shape, 0, x.dtype, x.device))
                  for i, x in enumerate(parts)]
         return make_tuple(*grads)
+
+    def partial_adjoints(self, out_grad: Tensor, node: Tensor) -> tuple[TupleElementAdjoint]:
+        return (TupleElementAdjoint(self.index, out_grad),)
 
 
 def tuple_get_item(value: TensorTuple, index: int) -> Tensor:
