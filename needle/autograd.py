@@ -191,6 +191,8 @@ class TensorTuple(Value):
         return len(self.cached_data)
 
     def __getitem__(self, index: int) -> Tensor:
+        if not (_grad_enabled and self.requires_grad):  # nothing to record: skip the op
+            return Tensor.make_const(self.cached_data[index])
         return ops.tuple_get_item(self, index)
 
     def __iter__(self) -> Any:
@@ -529,6 +531,8 @@ def sum_adjoints(grads: list[Any], node: Value) -> Value:
     """A node's adjoint: the sum of its partial adjoints. Deferred products are summed as
     one product; for a TensorTuple, element adjoints are summed per element and elements
     that received none get zeros."""
+    if len(grads) == 1 and isinstance(grads[0], Value):
+        return grads[0]  # the common case: one adjoint, nothing to sum
     if any(isinstance(g, TupleElementAdjoint) for g in grads):
         return _tuple_adjoint(grads, node)
     products = [g for g in grads if isinstance(g, ProductAdjoint)]

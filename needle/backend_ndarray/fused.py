@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .ndarray import NDArray, _wrap
+from .ndarray import NDArray, _wrap, array_sum
 
 Axes = tuple[int, ...]
 
@@ -21,10 +21,10 @@ def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDA
     1 / sqrt(var + eps) with the biased variance; the statistics keep their axes (size 1)."""
     xp, a = x.device.module(), x._array
     n = math.prod(a.shape[i] for i in axes)
-    mean = a.sum(axis=axes, keepdims=True)
+    mean = array_sum(xp, a, axes, keepdims=True)
     mean *= 1 / n
     centered = a - mean
-    var = xp.multiply(centered, centered).sum(axis=axes, keepdims=True)
+    var = array_sum(xp, xp.multiply(centered, centered), axes, keepdims=True)
     var *= 1 / n
     inv_std = var + eps
     xp.sqrt(inv_std, out=inv_std)
@@ -63,9 +63,9 @@ def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes) -> NDAr
 
 def _normalize_grad(xp: Any, g: Any, h: Any, inv_std: Any, axes: Axes) -> Any:
     n = math.prod(g.shape[i] for i in axes)
-    g_mean = g.sum(axis=axes, keepdims=True)
+    g_mean = array_sum(xp, g, axes, keepdims=True)
     g_mean *= 1 / n
-    gh_mean = xp.multiply(g, h).sum(axis=axes, keepdims=True)
+    gh_mean = array_sum(xp, xp.multiply(g, h), axes, keepdims=True)
     gh_mean *= 1 / n
     out = h * gh_mean
     xp.subtract(g, out, out=out)
@@ -83,8 +83,8 @@ def normalize_affine_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
     the means inside dx are dbias and dweight over n, so they are not summed twice."""
     xp, ga, ha = g.device.module(), g._array, h._array
     others = tuple(i for i in range(ga.ndim) if i != channel_axis % ga.ndim)
-    grad_bias = ga.sum(axis=others)
-    grad_weight = xp.multiply(ga, ha).sum(axis=others)
+    grad_bias = array_sum(xp, ga, others)
+    grad_weight = array_sum(xp, xp.multiply(ga, ha), others)
     w = _along(weight, ga.ndim, channel_axis)
     if others == tuple(sorted(a % ga.ndim for a in axes)):
         n = math.prod(ga.shape[i] for i in axes)

@@ -144,17 +144,24 @@ class NDArray:
 
     def reshape(self, new_shape: Shape) -> NDArray:
         """A view with a new shape; the array must be compact and keep its size."""
-        new_shape = _infer_shape(self.shape, tuple(new_shape))
-        if not self.is_compact():
+        if not self._array.flags.c_contiguous:
             raise ValueError(f"reshape needs a compact array; this one has shape {self.shape} "
                              f"and strides {self.strides}: call compact() first")
-        return _wrap(self._array.reshape(new_shape), self._device)
+        try:  # numpy checks the sizes and fills in -1; on failure, say what came
+            return _wrap(self._array.reshape(new_shape), self._device)
+        except (ValueError, TypeError):
+            raise ValueError(f"cannot reshape an array of shape {self.shape} ({self.size} "
+                             f"elements) into shape {tuple(new_shape)}") from None
 
     def permute(self, new_axes: Sequence[int]) -> NDArray:
         """A view with the axes reordered: output axis i is input axis ``new_axes[i]``."""
-        if sorted(a % self.ndim for a in new_axes) != list(range(self.ndim)):
+        if len(new_axes) != self.ndim:
             raise ValueError(f"permute needs a permutation of {self.ndim} axes, got {new_axes}")
-        return _wrap(self._array.transpose(new_axes), self._device)
+        try:  # numpy rejects repeated and out-of-range axes
+            return _wrap(self._array.transpose(new_axes), self._device)
+        except ValueError:
+            raise ValueError(f"permute needs a permutation of {self.ndim} axes, "
+                             f"got {new_axes}") from None
 
     def broadcast_to(self, new_shape: Shape) -> NDArray:
         """A read-only view that repeats size-1 (or missing leading) axes with stride 0."""
@@ -216,19 +223,28 @@ class NDArray:
             raise ValueError(f"arrays are on different devices: {self._device} and "
                              f"{other._device}; move one with .to(device)")
 
-    def _binary(self, other: NDArray | Scalar, fn: Callable[[Any, Any], Any]) -> NDArray:
+    def _operand(self, other: NDArray | Scalar) -> Any:
+        """The other operand's raw array (same device and shape, checked) or number."""
         if isinstance(other, NDArray):
             self._check_device(other)
             if other._array.shape != self._array.shape:
                 raise ValueError(f"elementwise op needs equal shapes, got {self.shape} and "
                                  f"{other.shape}; broadcast_to one of them first")
-            return _wrap(fn(self._array, other._array), self._device)
-        return _wrap(fn(self._array, _scalar(other)), self._device)
+            return other._array
+        return _scalar(other)
+
+    def _binary(self, other: NDArray | Scalar, fn: Callable[[Any, Any], Any]) -> NDArray:
+        return _wrap(fn(self._array, self._operand(other)), self._device)
 
     def __add__(self, other: NDArray | Scalar) -> NDArray:
         return self._binary(other, operator.add)
 
     __radd__ = __add__
+
+    def __iadd__(self, other: NDArray | Scalar) -> NDArray:
+        """In place, into this array's memory (a view writes through to its base)."""
+        self._array += self._operand(other)
+        return self
 
     def __sub__(self, other: NDArray | Scalar) -> NDArray:
         return self._binary(other, operator.sub)
@@ -290,7 +306,7 @@ class NDArray:
 
     # ------------------------------------------------------------------ reductions, matmul
     def sum(self, axis: Axes = None, keepdims: bool = False) -> NDArray:
-        return _wrap(self._array.sum(axis=axis, keepdims=keepdims), self._device)
+        return _wrap(array_sum(self._device.xp, self._array, axis, keepdims), self._device)
 
     def max(self, axis: Axes = None, keepdims: bool = False) -> NDArray:
         if self.size == 0 and any(self.shape[i] == 0 for i in _axes_tuple(axis, self.ndim)):
@@ -323,6 +339,43 @@ def _blas_ready(array: Any, xp: Any) -> Any:
     return xp.ascontiguousarray(array)
 
 
+_ONES: dict[tuple[int, Any, Any], Any] = {}
+
+
+def array_sum(xp: Any, array: Any, axis: Axes = None, keepdims: bool = False) -> Any:
+    """``array.sum(axis, keepdims)`` for an array of module ``xp``, with a sum over the axes
+    that lead in memory done as one BLAS product ``ones @ rows``: numpy's reduction loop is
+    slow when the kept axes are narrow (a (8192, 16) column sum: 175 us; as a product 9 us)."""
+    ndim = array.ndim
+    axes = sorted(a % ndim for a in _axes_tuple(axis, ndim))
+    if not 0 < len(axes) < ndim or array.size == 0 or array.dtype.kind != "f":
+        return array.sum(axis=axis, keepdims=keepdims)
+    if array.flags.c_contiguous:
+        order = list(range(ndim))
+        in_memory = array
+    else:  # e.g. an NCHW view of NHWC memory, summed over N, H and W
+        order = sorted(range(ndim), key=lambda i: -array.strides[i])
+        in_memory = array.transpose(order)
+        if not in_memory.flags.c_contiguous:
+            return array.sum(axis=axis, keepdims=keepdims)
+    if sorted(order[:len(axes)]) != axes:
+        return array.sum(axis=axis, keepdims=keepdims)
+    rows = math.prod(in_memory.shape[:len(axes)])
+    key = (rows, array.dtype, xp)
+    if key not in _ONES:
+        _ONES[key] = xp.ones(rows, dtype=array.dtype)
+    out = _ONES[key] @ in_memory.reshape(rows, -1)
+    if keepdims:
+        kept_shape = [1 if i in axes else d for i, d in enumerate(array.shape)]
+    else:
+        kept_shape = [d for i, d in enumerate(array.shape) if i not in axes]
+    kept = order[len(axes):]
+    if kept == sorted(kept):  # the kept axes lie in memory in their own order
+        return out.reshape(kept_shape)
+    out = out.reshape([array.shape[i] for i in kept])
+    return out.transpose(sorted(range(len(kept)), key=lambda i: kept[i])).reshape(kept_shape)
+
+
 def _axes_tuple(axis: Axes, ndim: int) -> tuple[int, ...]:
     """``axis`` as a tuple (None: every axis)."""
     if axis is None:
@@ -342,19 +395,6 @@ def _check_inside(shape: Shape, strides: Shape, offset: int, size: int) -> None:
         raise ValueError(f"NDArray.make: shape {shape} with strides {strides} at offset "
                          f"{offset} reaches elements {first}..{last}, outside a buffer of "
                          f"{size} elements")
-
-
-def _infer_shape(old_shape: Shape, new_shape: Shape) -> Shape:
-    """``new_shape`` with one -1 filled in; a clear error when the sizes differ."""
-    size = math.prod(old_shape)
-    if new_shape.count(-1) == 1:
-        known = math.prod(d for d in new_shape if d != -1)
-        if known and size % known == 0:
-            new_shape = tuple(size // known if d == -1 else d for d in new_shape)
-    if math.prod(new_shape) != size or any(d < 0 for d in new_shape):
-        raise ValueError(f"cannot reshape an array of shape {old_shape} ({size} elements) "
-                         f"into shape {new_shape}")
-    return new_shape
 
 
 def broadcast_shapes(lhs: Shape, rhs: Shape) -> Shape:

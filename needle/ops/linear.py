@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..autograd import NDArray, Tensor, TensorOp
 from ..backend_ndarray import fused
 from .matmul import MatMul
-from .shape import reshape
+from .reduce import summation
 
 
 class Linear(TensorOp):
@@ -20,9 +20,8 @@ class Linear(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
         x, weight, bias = node.inputs
-        grad_bias = out_grad.sum(0) if bias.requires_grad else None
-        if grad_bias is not None and bias.ndim == 2:
-            grad_bias = reshape(grad_bias, bias.shape)
+        grad_bias = summation(out_grad, 0, keepdims=bias.ndim == 2) if bias.requires_grad \
+            else None
         return (MatMul(transpose_b=True)(out_grad, weight) if x.requires_grad else None,
                 MatMul(transpose_a=True)(x, out_grad) if weight.requires_grad else None,
                 grad_bias)

@@ -7,23 +7,24 @@ from .axes import Axes, as_array_axes, keepdims_shape, normalize_axes
 
 
 class Summation(TensorOp):
-    """f(a) = sum of a over ``axes``; df = g broadcast back over those axes."""
+    """f(a) = sum of a over ``axes`` (kept as size 1 with ``keepdims``); df = g broadcast
+    back over those axes."""
 
-    def __init__(self, axes: Axes = None):
+    def __init__(self, axes: Axes = None, keepdims: bool = False):
         self.axes = as_array_axes(axes)
+        self.keepdims = keepdims
 
     def compute(self, a: NDArray) -> NDArray:
-        return a.sum(axis=self.axes)
+        return a.sum(axis=self.axes, keepdims=self.keepdims)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
         shape = node.inputs[0].shape
-        return broadcast_to(reshape(out_grad, keepdims_shape(shape, self.axes)), shape)
+        kept = out_grad if self.keepdims else reshape(out_grad, keepdims_shape(shape, self.axes))
+        return broadcast_to(kept, shape)
 
 
 def summation(a: Tensor, axes: Axes = None, keepdims: bool = False) -> Tensor:
-    axes = normalize_axes(axes, a.ndim)
-    out = Summation(axes)(a)
-    return reshape(out, keepdims_shape(a.shape, axes)) if keepdims else out
+    return Summation(normalize_axes(axes, a.ndim), keepdims)(a)
 
 
 class Max(TensorOp):
