@@ -2,6 +2,7 @@
 and scalar ops, reductions, matmul, flip, pad — the same tests on every device (numpy oracle)."""
 
 import operator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -211,3 +212,31 @@ def test_moving_between_devices_copies():
     assert y.device is ndl.cpu_numpy() and x.to(ndl.cpu()) is x
     np.testing.assert_array_equal(y.numpy(), x.numpy())
     assert "cpu_numpy()" in repr(y)
+
+
+@pytest.mark.parametrize("shape, axes, permutation", [
+    ((6, 5), (0,), None), ((4, 3, 5), (0, 1), None), ((4, 3, 5), (1, 2), None),
+    ((2, 3, 4, 5), (0, 2, 3), (0, 3, 1, 2)),   # an NCHW view of NHWC memory
+    ((2, 3, 4, 5), (0, 1), (2, 0, 3, 1)),      # kept axes lie in memory in another order
+    ((3, 4), (1,), (1, 0)), ((3, 4), None, None), ((0, 4), (0,), None),
+])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_sum_matches_numpy_on_every_layout(shape: tuple[int, ...], axes: Any,
+                                           permutation: Any, keepdims: bool) -> None:
+    """Sums over the leading memory axes run as a BLAS product: same values as numpy's."""
+    values = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    a = nd.array(values)
+    if permutation is not None:
+        a, values = a.permute(permutation), values.transpose(permutation)
+    np.testing.assert_allclose(a.sum(axes, keepdims=keepdims).numpy(),
+                               values.sum(axis=axes, keepdims=keepdims), rtol=1e-5, atol=1e-5)
+
+
+def test_in_place_add_writes_through_a_view() -> None:
+    base = nd.array(np.zeros((3, 4), np.float32))
+    window = base[1:, ::2]
+    window += nd.array(np.ones((2, 2), np.float32))
+    np.testing.assert_array_equal(base.numpy()[1:, ::2], np.ones((2, 2)))
+    assert base.numpy().sum() == 4
+    with pytest.raises(ValueError, match=r"\(2, 2\) and \(3,\)"):
+        window += nd.array(np.ones(3, np.float32))

@@ -291,3 +291,29 @@ def test_dilate_and_undilate_match_numpy(shape, dilation, data):
     np.testing.assert_array_equal(ndl.undilate(got, axes, dilation).numpy(), a)
     check_finite_differences(lambda x: ndl.dilate(x, axes, dilation), a, name="dilate")
     check_finite_differences(lambda x: ndl.undilate(x, axes, dilation), want, name="undilate")
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding, taps", [
+    (1, 3, 1, 1, (1, 1, 0)),   # a 1x1 map under a 3x3 kernel: only the centre tap works
+    (2, 3, 2, 1, (1, 2, 0)),   # ResNet9's last stride-2 conv: a 2x2 tap block, no padding
+    (4, 3, 2, 1, (0, 3, 1)),   # every tap meets the input: the whole kernel
+    (3, 3, 1, 2, (0, 3, 2)),   # cropping would need uneven padding: the whole kernel
+])
+def test_useful_taps(size: int, kernel: int, stride: int, padding: int,
+                     taps: tuple[int, int, int]) -> None:
+    from needle.ops.conv import _useful_taps
+
+    assert _useful_taps(size, kernel, stride, padding) == taps
+
+
+@pytest.mark.parametrize("size, stride", [(1, 1), (2, 2), (2, 1), (3, 3)])
+def test_conv_on_maps_smaller_than_the_kernel_matches_torch(size: int, stride: int) -> None:
+    """Small maps take the cropped-kernel path; the unused taps still get zero gradients."""
+    rng = np.random.default_rng(size * 10 + stride)
+    x = rng.standard_normal((2, size, size, 3))
+    w = rng.standard_normal((3, 3, 3, 4))
+    check_torch(lambda a, b: ndl.conv(a, b, stride=stride, padding=1),
+                lambda a, b: nhwc(F.conv2d(nchw(a), torch_weight(b), stride=stride, padding=1)),
+                x, w, name=f"conv on {size}x{size}, stride {stride}")
+    check_finite_differences(lambda a, b: ndl.conv(a, b, stride=stride, padding=1), x, w,
+                             name="cropped conv")
