@@ -22,6 +22,7 @@ demo: $(VENV)/.demo
 	$(PY) -m needle train --model mlp_resnet --dataset digits --epochs 20 --out runs/demo
 
 test: $(VENV)/.test
+	$(PY) -m mypy
 	$(PY) -m pytest -n 2 needle tests
 
 test-fast: $(VENV)/.test

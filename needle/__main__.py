@@ -85,12 +85,6 @@ def load_mnist(args: argparse.Namespace) -> Data:
                      f"{len(full) - n_train:,}")
 
 
-DATASETS: dict[str, Callable[[argparse.Namespace], Data]] = {
-    "digits": load_digits,
-    "mnist": load_mnist,
-}
-
-
 def load_cifar10(args: argparse.Namespace) -> Data:
     """CIFAR-10's python batches from ``--data-dir`` (the batch files themselves or the
     ``cifar-10-batches-py`` folder inside it); images N x 3 x 32 x 32 (channels first).
@@ -107,7 +101,17 @@ def load_cifar10(args: argparse.Namespace) -> Data:
                      f"{folder}")
 
 
-DATASETS["cifar10"] = load_cifar10
+def load_ptb(args: argparse.Namespace) -> Data:
+    """Penn Treebank: trains on ptb.valid.txt, tests on ptb.test.txt (the splits here)."""
+    return Data(**train_lm.load_ptb(data_dir(args), args))
+
+
+DATASETS: dict[str, Callable[[argparse.Namespace], Data]] = {
+    "digits": load_digits,
+    "mnist": load_mnist,
+    "cifar10": load_cifar10,
+    "ptb": load_ptb,
+}
 
 
 # ---------------------------------------------------------------------------- models
@@ -115,11 +119,6 @@ def build_mlp_resnet(data: Data, args: argparse.Namespace) -> nn.Module:
     return MLPResNet(math.prod(data.input_shape), hidden_dim=args.hidden_dim,
                      num_blocks=args.num_blocks, num_classes=data.num_classes,
                      drop_prob=args.drop_prob)
-
-
-MODELS: dict[str, Callable[[Data, argparse.Namespace], nn.Module]] = {
-    "mlp_resnet": build_mlp_resnet,
-}
 
 
 def build_cnn(data: Data, args: argparse.Namespace) -> nn.Module:
@@ -139,7 +138,19 @@ def build_resnet9(data: Data, args: argparse.Namespace) -> nn.Module:
     return ResNet9()
 
 
-MODELS.update(cnn=build_cnn, resnet9=build_resnet9)
+def build_language_model(data: Data, args: argparse.Namespace) -> nn.Module:
+    return train_lm.build_language_model(data.num_classes, args)
+
+
+MODELS: dict[str, Callable[[Data, argparse.Namespace], nn.Module]] = {
+    "mlp_resnet": build_mlp_resnet,
+    "cnn": build_cnn,
+    "resnet9": build_resnet9,
+    **dict.fromkeys(train_lm.SEQ_MODELS, build_language_model),
+}
+
+# ``MODEL_DEFAULTS[name]``: a model's own defaults for any flag (the command line wins).
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = dict(train_lm.MODEL_DEFAULTS)
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -147,6 +158,10 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
                         help="cnn: comma-separated widths of its conv-bn-relu-pool stages")
     parser.add_argument("--augment", action="store_true",
                         help="cifar10: random flips and crops of the training images")
+
+
+TRAIN_OPTIONS: list[Callable[[argparse.ArgumentParser], None]] = [
+    add_image_options, train_lm.add_lm_options]
 
 
 # ---------------------------------------------------------------------------- loops
@@ -194,8 +209,16 @@ def train_classifier(model: nn.Module, data: Data, args: argparse.Namespace) -> 
                progress=args.progress, on_epoch=lambda e: print(epoch_line(e), flush=True))
 
 
+def train_language_model(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
+    """Truncated back-propagation through time with clipping (``needle.train_lm``)."""
+    opt = make_optimizer(model, args)
+    return train_lm.train_language_model(model, data, args, opt, make_scheduler(opt, args),
+                                         lambda e: print(epoch_line(e), flush=True))
+
+
 LOOPS: dict[str, Callable[[nn.Module, Data, argparse.Namespace], History]] = {
     "classification": train_classifier,
+    "language_model": train_language_model,
 }
 
 
@@ -293,38 +316,11 @@ def run_train(args: argparse.Namespace) -> None:
               f"{args.dataset} images", flush=True)
 
 
-TRAIN_OPTIONS: list[Callable[[argparse.ArgumentParser], None]] = [add_image_options]
-
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], None]]] = {
     "train": (add_train_arguments, run_train),
+    "generate": (train_lm.add_generate_arguments, train_lm.run_generate),
 }
-
-# ``MODEL_DEFAULTS[name]``: a model's own defaults for any flag (the command line wins).
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {}
-
-
-# ---------------------------------------------------------------------------- language models
-def load_ptb(args: argparse.Namespace) -> Data:
-    return Data(**train_lm.load_ptb(data_dir(args), args))
-
-
-def train_language_model(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
-    opt = make_optimizer(model, args)
-    return train_lm.train_language_model(model, data, args, opt, make_scheduler(opt, args),
-                                         lambda e: print(epoch_line(e), flush=True))
-
-
-def build_language_model(data: Data, args: argparse.Namespace) -> nn.Module:
-    return train_lm.build_language_model(data.num_classes, args)
-
-
-DATASETS["ptb"] = load_ptb
-MODELS.update(dict.fromkeys(train_lm.SEQ_MODELS, build_language_model))
-LOOPS["language_model"] = train_language_model
-TRAIN_OPTIONS.append(train_lm.add_lm_options)
-MODEL_DEFAULTS.update(train_lm.MODEL_DEFAULTS)
-COMMANDS["generate"] = (train_lm.add_generate_arguments, train_lm.run_generate)
 
 
 def main(argv: list[str] | None = None) -> None:
