@@ -24,18 +24,16 @@ suffers less from other processes. Targets: conv_fwd_bwd <= 1.6x, resnet9 <= 1.5
 from __future__ import annotations
 
 import argparse
-import cProfile
 import json
 import os
-import pstats
 import resource
 import statistics
 import subprocess
 import sys
-import time
 from typing import Any, Callable
 
 import numpy as np
+from common import CLOCKS, profile, timer, training_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_REF = os.environ.get("NEEDLE_BENCH_REF", os.path.join(ROOT, "..", "shared", "bench"))
@@ -76,21 +74,10 @@ def needle_resnet9() -> Callable[[], None]:
     np.random.seed(0)
     model = ndl.models.ResNet9()
     opt = ndl.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = ndl.nn.SoftmaxLoss()
     xs = [ndl.Tensor(np.random.randn(BATCH, 3, 32, 32).astype(np.float32), requires_grad=False)
           for _ in range(N_BATCHES)]
     ys = [ndl.Tensor(np.random.randint(0, 10, BATCH)) for _ in range(N_BATCHES)]
-    model.train()
-    state = {"k": 0}
-
-    def step() -> None:
-        k = state["k"]
-        state["k"] = (k + 1) % N_BATCHES
-        opt.reset_grad()
-        loss_fn(model(xs[k]), ys[k]).backward()
-        opt.step()
-
-    return step
+    return training_step(model, opt, xs, ys)
 
 
 NEEDLE = {"conv_fwd_bwd": needle_conv, "conv_channels_last": lambda: needle_conv(True),
@@ -98,24 +85,6 @@ NEEDLE = {"conv_fwd_bwd": needle_conv, "conv_channels_last": lambda: needle_conv
 
 
 # ---------------------------------------------------------------------- one measurement
-CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
-
-
-def timer(clock: Callable[[], float]) -> Callable[..., list[float]]:
-    """torch_ref's timing loop (warm-up steps, then one time per step) reading ``clock``."""
-    def time_steps(step: Callable[[], Any], warmup: int, steps: int) -> list[float]:
-        for _ in range(warmup):
-            step()
-        times = []
-        for _ in range(steps):
-            start = clock()
-            step()
-            times.append(clock() - start)
-        return times
-
-    return time_steps
-
-
 def worker(impl: str, workload: str, clock: str) -> dict[str, Any]:
     """Time one workload in this process; memory is this process's peak."""
     warmup, steps = STEPS[workload]
@@ -160,17 +129,8 @@ def measure(impl: str, workload: str, threads: int | None, clock: str) -> dict[s
     return json.loads(out.strip().splitlines()[-1])
 
 
-def profile(workload: str, steps: int = 10) -> None:
-    step = NEEDLE[workload]()
-    for _ in range(3):
-        step()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(steps):
-        step()
-    profiler.disable()
-    stats = pstats.Stats(profiler)
-    stats.sort_stats("tottime").print_stats(20)
+def profile_workload(workload: str, steps: int = 10) -> None:
+    stats = profile(NEEDLE[workload](), steps, lines=20)
     print(f"time inside each op's compute (cumulative over {steps} steps):")
     stats.sort_stats("cumulative").print_stats(r"\(compute\)|\(gradient\)")
 
@@ -196,7 +156,7 @@ def main() -> None:
         print(json.dumps(worker(*args.worker)))
         return
     if args.profile:
-        profile(args.profile)
+        profile_workload(args.profile)
         return
     for workload in args.workloads:
         runs = [(measure("torch", workload, args.threads, args.clock),

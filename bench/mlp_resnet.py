@@ -17,13 +17,10 @@ is the median over rounds of needle / PyTorch.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import os
-import pstats
 import statistics
 import sys
-import time
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -32,64 +29,26 @@ import needle as ndl
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.environ.get("NEEDLE_BENCH_REF", os.path.join(ROOT, "..", "shared", "bench")))
 import torch_ref  # noqa: E402  (the PyTorch side of every workload)
+from common import CLOCKS, profile, timer, training_step  # noqa: E402
 
 N_BATCHES, BATCH = 4, 128
 
 
-def needle_step_fn(seed: int = 0):
+def needle_step_fn(seed: int = 0) -> Callable[[], None]:
     """A closure running one training step on the next of four fixed batches."""
     np.random.seed(seed)
     model = ndl.models.MLPResNet(784, hidden_dim=100, num_blocks=3, num_classes=10,
                                  drop_prob=0.1)
     opt = ndl.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)
-    loss_fn = ndl.nn.SoftmaxLoss()
     xs = [ndl.Tensor(np.random.rand(BATCH, 1, 28, 28).astype(np.float32), requires_grad=False)
           for _ in range(N_BATCHES)]
     ys = [ndl.Tensor(np.random.randint(0, 10, BATCH)) for _ in range(N_BATCHES)]
-    model.train()
-    state = {"k": 0}
-
-    def step() -> None:
-        k = state["k"]
-        state["k"] = (k + 1) % N_BATCHES
-        opt.reset_grad()
-        loss = loss_fn(model(xs[k]), ys[k])
-        loss.backward()
-        opt.step()
-
-    return step
+    return training_step(model, opt, xs, ys)
 
 
 def time_needle(warmup: int, steps: int) -> float:
     ts = torch_ref.time_steps(needle_step_fn(), warmup, steps)
     return statistics.median(ts) * 1e3
-
-
-def use_clock(clock: Callable[[], float]) -> None:
-    """Make torch_ref's timing loop (used for both frameworks) read ``clock``."""
-    def time_steps(step: Callable[[], Any], warmup: int, steps: int) -> list[float]:
-        for _ in range(warmup):
-            step()
-        times = []
-        for _ in range(steps):
-            start = clock()
-            step()
-            times.append(clock() - start)
-        return times
-
-    torch_ref.time_steps = time_steps
-
-
-def profile(steps: int) -> None:
-    step = needle_step_fn()
-    for _ in range(20):
-        step()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(steps):
-        step()
-    profiler.disable()
-    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
 
 
 def main() -> None:
@@ -98,14 +57,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="time.perf_counter (as torch_ref) or time.thread_time")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    if args.clock == "cpu":
-        use_clock(time.thread_time)
+    torch_ref.time_steps = timer(CLOCKS[args.clock])  # the loop both frameworks are timed by
     if args.profile:
-        profile(args.steps)
+        profile(needle_step_fn(), args.steps, warmup=20)
         return
     if args.threads:
         torch_ref.torch.set_num_threads(args.threads)
