@@ -1,5 +1,6 @@
-"""Compositions (sub, mean, sigmoid, softmax, sqrt): no backward code of their own, so these
-tests check that the primitives compose into the right values and gradients."""
+"""Compositions (sub, mean, sqrt) have no backward code of their own, so these tests check
+that the primitives compose into the right values and gradients; sigmoid and softmax (now
+primitives for speed and exactness) are checked here the same way."""
 
 import numpy as np
 import pytest
