@@ -31,12 +31,15 @@ def median_seconds(steps: dict[str, Callable[[], Any]], repeat: int,
     """Per step, the median over ``repeat`` rounds of the mean time of ``number`` calls.
 
     The steps take turns within each round, so a load change on a shared machine hits all
-    of them alike (each is warmed up once first)."""
+    of them alike, and the order rotates from round to round, so none always runs right
+    after another framework's threads (each is warmed up once first)."""
     times: dict[str, list[float]] = {name: [] for name in steps}
     for step in steps.values():
         step()
-    for _ in range(repeat):
-        for name, step in steps.items():
+    names = list(steps)
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:  # each leads in turn
+            step = steps[name]
             start = time.perf_counter()
             for _ in range(number):
                 step()
@@ -74,7 +77,12 @@ def matmul_steps(n: int) -> dict[str, Callable[[], Any]]:
 
 def bench_matmul(n: int, repeat: int) -> None:
     flops = 3 * 2 * n ** 3
-    seconds = median_seconds(matmul_steps(n), repeat, number=1)
+    steps = matmul_steps(n)
+    # torch's two OpenMP threads stay busy a moment after each of its steps and slowed the
+    # step after it, so numpy and needle take turns first and torch is timed on its own
+    torch_step = {"torch": steps.pop("torch")}
+    seconds = {**median_seconds(steps, repeat, number=1),
+               **median_seconds(torch_step, repeat, number=1)}
     print(f"(a) {n}x{n}x{n} float32 matmul, forward + backward (3 products, "
           f"{flops / 1e9:.1f} GFLOP)")
     for name, s in seconds.items():
