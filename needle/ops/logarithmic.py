@@ -81,7 +81,7 @@ class Softmax(TensorOp):
         self.axis = axis
 
     def compute(self, a: NDArray) -> NDArray:
-        shifted = a - a.max(axis=self.axis, keepdims=True).broadcast_to(a.shape)
+        shifted, _ = _shift_by_max(a, self.axis)
         e = shifted.exp()
         return e / e.sum(axis=self.axis, keepdims=True).broadcast_to(a.shape)
 
