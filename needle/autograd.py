@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -20,7 +20,6 @@ from .backend_ndarray import Device, NDArray
 
 Shape = tuple[int, ...]
 Axes = int | tuple[int, ...] | None
-F = TypeVar("F", bound=Callable[..., Any])
 Adjoint = TypeVar("Adjoint", "Tensor", "TensorTuple")
 
 # ---------------------------------------------------------------------------- grad mode
