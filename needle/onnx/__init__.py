@@ -19,7 +19,7 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
            opset: int = 17) -> Any:
     """Trace ``model`` on ``example_input`` (a Tensor, array or tuple of them) in eval mode
     and write the ONNX model to ``path``; returns the ``onnx.ModelProto``."""
-    from .export import export as export_onnx  # needs the optional onnx package
+    from .exporter import export as export_onnx  # needs the optional onnx package
 
     return export_onnx(model, example_input, path, opset)
 

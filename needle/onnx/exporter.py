@@ -115,13 +115,17 @@ def _all_modules(module: nn.Module) -> list[nn.Module]:
 
 
 def _warn_if_training(modules: list[nn.Module]) -> None:
-    if not any(m.training for m in modules):
+    """A warning when modules that behave differently in training are in training mode."""
+    dropout = [m for m in modules if m.training and isinstance(m, nn.Dropout) and m.p > 0]
+    batch_norm = [m for m in modules if m.training and isinstance(m, nn.BatchNorm1d)]
+    if not dropout and not batch_norm:
         return
-    dropout = [m for m in modules if isinstance(m, nn.Dropout) and m.p > 0]
-    detail = f" with {len(dropout)} active Dropout layer(s)" if dropout else ""
-    warnings.warn(f"exporting a model in training mode{detail}: ONNX export traces eval "
-                  "behaviour (dropout off, BatchNorm with its running statistics); call "
-                  "model.eval() first to silence this", UserWarning, stacklevel=3)
+    found = [f"{len(found)} {kind} layer(s)" for found, kind in
+             ((dropout, "active Dropout"), (batch_norm, "BatchNorm")) if found]
+    warnings.warn(f"exporting a model in training mode with {' and '.join(found)}: the "
+                  "ONNX graph has eval behaviour (no dropout, BatchNorm with its running "
+                  "statistics); call model.eval() first to silence this", UserWarning,
+                  stacklevel=4)
 
 
 def trace_eval(model: nn.Module, example_input: Any) -> Trace:
