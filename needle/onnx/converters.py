@@ -174,7 +174,8 @@ def getitem(g: GraphBuilder, node: Node, a: str) -> str:
     for axis, item in enumerate(items):
         if isinstance(item, slice):
             start, stop, step = item.indices(shape[axis])
-            if (start, stop, step) != (0, shape[axis], 1):  # a backward slice to the front:
+            if (start, stop, step) != (0, shape[axis], 1):
+                # stop -1 from indices() means "past the front": ONNX spells it INT64_MIN
                 cuts.append((axis, start, stop if stop >= 0 else -2 ** 63, step))
         else:
             cuts.append((axis, int(item) % shape[axis], int(item) % shape[axis] + 1, 1))
