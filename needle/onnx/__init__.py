@@ -19,8 +19,11 @@ def export(model: Module, example_input: Any, path: str | os.PathLike[str],
            opset: int = 17) -> Any:
     """Trace ``model`` on ``example_input`` (a Tensor, array or tuple of them) in eval mode
     and write the ONNX model to ``path``; returns the ``onnx.ModelProto``."""
-    from .exporter import export as export_onnx  # needs the optional onnx package
-
+    try:
+        from .exporter import export as export_onnx
+    except ImportError as error:  # the optional extra is missing
+        raise ImportError(f"ONNX export needs the onnx package ({error}): "
+                          "pip install 'needle[onnx]'") from None
     return export_onnx(model, example_input, path, opset)
 
 

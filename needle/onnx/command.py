@@ -112,7 +112,7 @@ def run_export(args: argparse.Namespace) -> None:
         model, example = build(args)
         model.eval()
         proto = export(model, example, args.out, opset=args.opset)
-    except (OSError, RuntimeError, ValueError, TypeError, KeyError) as error:
+    except (OSError, ImportError, RuntimeError, ValueError, TypeError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     inputs = ", ".join(f"{i.name} {_shape(i)}" for i in proto.graph.input)
