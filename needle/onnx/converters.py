@@ -7,7 +7,8 @@ the ONNX names of the inputs (a list for a TensorTuple), and returns the name(s)
 output. Layouts: needle's images are NHWC inside ``ops.conv`` and pooling, ONNX's NCHW, so
 those converters transpose in and out explicitly (ONNX Runtime cancels adjacent pairs);
 conv weights K×K×C_in×C_out become C_out×C_in×K×K through a Transpose of the initializer.
-Op classes are named through ``needle.ops``: when an op moves, only its import changes.
+Op classes are found by their public names in ``needle.ops``: when an op moves, the package
+still imports, and a renamed op is one line of ``CONVERTER_NAMES``.
 """
 
 from __future__ import annotations
@@ -317,50 +318,57 @@ def _pool(g: GraphBuilder, op_type: str, windows: Windows, **attributes: Any) ->
 
 
 # ---------------------------------------------------------------------- the table
-CONVERTERS: dict[type, Converter] = {
-    ops.EWiseAdd: _binary("Add"),
-    ops.EWiseMul: _binary("Mul"),
-    ops.EWiseDiv: _binary("Div"),
-    ops.EWisePow: _binary("Pow"),
-    ops.Maximum: _binary("Max"),
-    ops.AddScalar: _with_scalar("Add"),
-    ops.MulScalar: _with_scalar("Mul"),
-    ops.DivScalar: _with_scalar("Div"),
-    ops.PowerScalar: power_scalar,
-    ops.Negate: _unary("Neg"),
-    ops.Exp: _unary("Exp"),
-    ops.Log: _unary("Log"),
-    ops.ReLU: _unary("Relu"),
-    ops.Tanh: _unary("Tanh"),
-    ops.Sigmoid: _unary("Sigmoid"),
-    ops.Erf: _unary("Erf"),
-    ops.LogicalNot: _unary("Not"),
-    ops.AsType: as_type,
-    ops.Compare: compare,
-    ops.Reshape: reshape,
-    ops.BroadcastTo: broadcast_to,
-    ops.Permute: permute,
-    ops.Flip: flip,
-    ops.Pad: pad,
-    ops.Split: split,
-    ops.Stack: stack,
-    ops.Concatenate: concatenate,
-    ops.MakeTensorTuple: make_tuple,
-    ops.TupleGetItem: tuple_get_item,
-    ops.GetItem: getitem,
-    ops.Where: where,
-    ops.Summation: summation,
-    ops.Max: reduce_max,
-    ops.LogSumExp: logsumexp,
-    ops.Softmax: softmax,
-    ops.LogSoftmax: logsoftmax,
-    ops.MatMul: matmul,
-    ops.Linear: linear,
-    ops.Normalize: normalize,
-    ops.Conv: conv,
-    ops.ConvTranspose: conv_transpose,
-    ops.Im2Col: im2col,
+#: public name in ``needle.ops`` -> converter; when an op moves or is renamed, this is the
+#: line to change (``test_every_converter_name_resolves`` lists names that no longer resolve)
+CONVERTER_NAMES: dict[str, Converter] = {
+    "EWiseAdd": _binary("Add"),
+    "EWiseMul": _binary("Mul"),
+    "EWiseDiv": _binary("Div"),
+    "EWisePow": _binary("Pow"),
+    "Maximum": _binary("Max"),
+    "AddScalar": _with_scalar("Add"),
+    "MulScalar": _with_scalar("Mul"),
+    "DivScalar": _with_scalar("Div"),
+    "PowerScalar": power_scalar,
+    "Negate": _unary("Neg"),
+    "Exp": _unary("Exp"),
+    "Log": _unary("Log"),
+    "ReLU": _unary("Relu"),
+    "Tanh": _unary("Tanh"),
+    "Sigmoid": _unary("Sigmoid"),
+    "Erf": _unary("Erf"),
+    "LogicalNot": _unary("Not"),
+    "AsType": as_type,
+    "Compare": compare,
+    "Reshape": reshape,
+    "BroadcastTo": broadcast_to,
+    "Permute": permute,
+    "Flip": flip,
+    "Pad": pad,
+    "Split": split,
+    "Stack": stack,
+    "Concatenate": concatenate,
+    "MakeTensorTuple": make_tuple,
+    "TupleGetItem": tuple_get_item,
+    "GetItem": getitem,
+    "Where": where,
+    "Summation": summation,
+    "Max": reduce_max,
+    "LogSumExp": logsumexp,
+    "Softmax": softmax,
+    "LogSoftmax": logsoftmax,
+    "MatMul": matmul,
+    "Linear": linear,
+    "Normalize": normalize,
+    "Conv": conv,
+    "ConvTranspose": conv_transpose,
+    "Im2Col": im2col,
 }
+
+#: op class -> converter, for the names that ``needle.ops`` has
+CONVERTERS: dict[type, Converter] = {getattr(ops, name): converter for name, converter
+                                     in CONVERTER_NAMES.items() if hasattr(ops, name)}
+UNRESOLVED = sorted(name for name in CONVERTER_NAMES if not hasattr(ops, name))
 
 
 # ---------------------------------------------------------------------- whole modules

@@ -19,12 +19,12 @@ from onnx import helper
 
 from .. import nn
 from ..autograd import TensorTuple, Value
-from .converters import (CONVERTERS, MODULE_RULES, Node, UnsupportedOpError, Windows,
+from .converters import (CONVERTER_NAMES, CONVERTERS, MODULE_RULES, Node, UnsupportedOpError, Windows,
                          no_mapping_message)
 from .graph import GraphBuilder, tensor_type
 from .trace import Trace, trace
 
-WINDOW_CONSUMERS = {CONVERTERS[k] for k in CONVERTERS if k.__name__ in ("Summation", "Max")}
+WINDOW_CONSUMERS = {CONVERTER_NAMES["Summation"], CONVERTER_NAMES["Max"]}
 
 
 class Exporter(GraphBuilder):

@@ -85,25 +85,29 @@ def _recording(trace: Trace, module_types: tuple[type, ...]) -> Iterator[None]:
         Module.__call__ = call  # type: ignore[method-assign]
 
 
-def as_inputs(example_input: Any) -> list[Tensor]:
-    """The example input(s) as fresh leaf Tensors sharing their data; floating ones require
-    a gradient so that every op on them is part of the graph."""
-    items = list(example_input) if isinstance(example_input, (tuple, list)) \
-        else [example_input]
-    out = []
-    for item in items:
-        data = item.cached_data if isinstance(item, Tensor) else np.asarray(item)
-        out.append(Tensor(data))
-    return out
+def as_inputs(example_input: Any) -> tuple[Any, list[Tensor]]:
+    """The model's arguments, with each array of ``example_input`` (a Tensor, an array, or
+    a tuple of them, nested like the arguments: ``(ids, (h0, c0))``) as a fresh leaf Tensor
+    sharing its data, and those Tensors in order (the graph's inputs)."""
+    leaves: list[Tensor] = []
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, (tuple, list)):
+            return tuple(convert(x) for x in item)
+        leaves.append(Tensor(item.cached_data if isinstance(item, Tensor) else np.asarray(item)))
+        return leaves[-1]
+
+    items = example_input if isinstance(example_input, (tuple, list)) else (example_input,)
+    return tuple(convert(x) for x in items), leaves
 
 
 def trace(model: Module, example_input: Any, module_types: tuple[type, ...] = ()) -> Trace:
-    """Run ``model`` once on ``example_input`` (a Tensor, array or tuple of them),
-    recording what it computes; ``module_types`` are the modules kept whole."""
-    inputs = as_inputs(example_input)
+    """Run ``model`` once on ``example_input`` (see ``as_inputs``), recording what it
+    computes; ``module_types`` are the modules kept whole."""
+    args, inputs = as_inputs(example_input)
     result = Trace(inputs, [])
     with enable_grad(), _recording(result, module_types):
-        out = model(*inputs)
+        out = model(*args)
     result.outputs = flatten(out)
     result.dynamic = _dynamic_values(result)
     return result

@@ -8,6 +8,7 @@ import needle as ndl
 from needle import nn, ops
 from needle.models import CNN, LanguageModel, MLPResNet, ResNet9
 from needle.onnx import CONVERTERS, UnsupportedOpError, trace
+from needle.onnx.converters import UNRESOLVED
 from needle.onnx.exporter import trace_eval
 from needle.onnx.trace import flatten
 
@@ -112,10 +113,38 @@ def test_every_traced_op_has_a_mapping(name):
     assert not unmapped, f"no ONNX mapping for op {', '.join(unmapped)}"
 
 
+def test_every_converter_name_resolves():
+    """The table names ops by their public names in needle.ops; a moved op must keep one."""
+    assert not UNRESOLVED, f"needle.ops has no {UNRESOLVED}: update CONVERTER_NAMES"
+
+
 def test_float_token_ids_are_cast_for_the_lookup(tmp_path):
     np.random.seed(0)
     model = LanguageModel(8, VOCAB, 12, seq_model="lstm").eval()
     _check_against_runtime(model, _ids_input((5, 2), "float32"), tmp_path / "lm.onnx", rounds=2)
+
+
+def test_a_language_model_exports_with_its_state_as_inputs(tmp_path):
+    """(ids, (h0, c0)) as the example: three inputs, so a deployment can carry the state."""
+    np.random.seed(0)
+    model = LanguageModel(8, VOCAB, 6, num_layers=2, seq_model="lstm").eval()
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, VOCAB, (5, 2))
+    state = [rng.standard_normal((2, 2, 6)).astype("float32") for _ in range(2)]
+    proto = ndl.onnx.export(model, (ids, tuple(state)), tmp_path / "lm.onnx")
+    assert [i.name for i in proto.graph.input] == ["input_0", "input_1", "input_2"]
+    session = ort.InferenceSession(str(tmp_path / "lm.onnx"), providers=["CPUExecutionProvider"])
+    state = [rng.standard_normal((2, 2, 6)).astype("float32") for _ in range(2)]
+    got = session.run(None, {"input_0": ids, "input_1": state[0], "input_2": state[1]})
+    logits, (h, c) = model(ndl.Tensor(ids), tuple(ndl.Tensor(s) for s in state))
+    for a, b in zip(got, (logits, h, c)):
+        assert_close(a, b.numpy(), "with state")
+
+
+def test_a_model_output_that_is_not_tensors_is_a_clear_error(tmp_path):
+    with pytest.raises(TypeError, match="model output must be a Tensor or a tuple of Tensors, "
+                                        "got dict"):
+        ndl.onnx.export(Lambda(lambda x: {"y": x}), np.ones(2, "float32"), tmp_path / "m.onnx")
 
 
 class Lambda(nn.Module):
