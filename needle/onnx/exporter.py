@@ -70,7 +70,7 @@ class Exporter(GraphBuilder):
             name = "input" if len(self.trace.inputs) == 1 else f"input_{i}"
             self.names[id(x)] = self.fresh(name)
             inputs.append(_value_info(name, x))
-        for value in self.order():
+        for value in self.trace.needed():
             self.convert(value)
         outputs = []
         for i, y in enumerate(self.trace.outputs):
@@ -82,25 +82,6 @@ class Exporter(GraphBuilder):
             self.nodes.append(helper.make_node("Identity", [source], [name]))
             outputs.append(_value_info(name, y))
         return helper.make_graph(self.nodes, "needle", inputs, outputs, self.initializers)
-
-    def order(self) -> list[Value]:
-        """The dynamic values the outputs need, each after its sources (iterative DFS)."""
-        dynamic, done = self.trace.dynamic, {id(x) for x in self.trace.inputs}
-        order: list[Value] = []
-        stack: list[tuple[Value, bool]] = [(y, False) for y in reversed(self.trace.outputs)]
-        while stack:
-            value, sources_done = stack.pop()
-            if sources_done:
-                order.append(value)
-                continue
-            if id(value) in done or id(value) not in dynamic:
-                continue
-            done.add(id(value))
-            stack.append((value, True))
-            stack.extend((x, False) for x in reversed(self.trace.sources(value))
-                         if isinstance(x, Value))
-        return order
-
 
 def _value_info(name: str, value: Value) -> onnx.ValueInfoProto:
     data = value.cached_data

@@ -33,11 +33,6 @@ class Trace:
     values: dict[int, Value] = field(default_factory=dict)  # keeps every value alive
     dynamic: set[int] = field(default_factory=set)
 
-    def op_classes(self) -> set[type]:
-        """The classes of the ops the export needs: those that make dynamic values."""
-        return {type(op) for key, (op, _) in self.producers.items()
-                if key in self.dynamic and key not in self.module_calls}
-
     def sources(self, value: Value) -> tuple[Any, ...]:
         """The values ``value`` is exported from: a module call's arguments, or its op's
         inputs."""
@@ -45,6 +40,30 @@ class Trace:
         if key in self.module_calls:
             return self.module_calls[key][1]
         return self.producers[key][1] if key in self.producers else ()
+
+    def needed(self) -> list[Value]:
+        """The dynamic values the outputs need, each after its sources (iterative DFS);
+        the ops inside a module call with its own rule are not needed."""
+        done = {id(x) for x in self.inputs}
+        order: list[Value] = []
+        stack: list[tuple[Value, bool]] = [(y, False) for y in reversed(self.outputs)]
+        while stack:
+            value, sources_done = stack.pop()
+            if sources_done:
+                order.append(value)
+                continue
+            if id(value) in done or id(value) not in self.dynamic:
+                continue
+            done.add(id(value))
+            stack.append((value, True))
+            stack.extend((x, False) for x in reversed(self.sources(value))
+                         if isinstance(x, Value))
+        return order
+
+    def op_classes(self) -> set[type]:
+        """The classes of the ops the export converts."""
+        return {type(self.producers[id(v)][0]) for v in self.needed()
+                if id(v) not in self.module_calls}
 
 
 def flatten(value: Any) -> list[Value]:
