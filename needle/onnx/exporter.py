@@ -37,6 +37,7 @@ class Exporter(GraphBuilder):
         self.names: dict[int, Any] = {}
 
     def tensor(self, value: Any) -> Any:
+        """A value's ONNX name: converted already, else a constant made an initializer."""
         key = id(value)
         if key not in self.names:  # not computed from an input: a constant
             if isinstance(value, TensorTuple):
@@ -82,6 +83,7 @@ class Exporter(GraphBuilder):
             self.nodes.append(helper.make_node("Identity", [source], [name]))
             outputs.append(_value_info(name, y))
         return helper.make_graph(self.nodes, "needle", inputs, outputs, self.initializers)
+
 
 def _value_info(name: str, value: Value) -> onnx.ValueInfoProto:
     data = value.cached_data
