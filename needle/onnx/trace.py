@@ -90,8 +90,8 @@ def _recording(trace: Trace, module_types: tuple[type, ...]) -> Iterator[None]:
 
     def record_call(self: Module, *args: Any, **kwargs: Any) -> Any:
         out = call(self, *args, **kwargs)
-        if isinstance(self, module_types) and isinstance(out, Tensor) and not kwargs:
-            trace.module_calls[id(out)] = (self, args)
+        if isinstance(self, module_types) and isinstance(out, Tensor):
+            trace.module_calls[id(out)] = (self, args + tuple(kwargs.values()))
             trace.values[id(out)] = out
         return out
 
