@@ -199,3 +199,83 @@ def test_numpy_arrays_load_too():
     load_torch_state_dict(layer, {"weight": weight, "bias": np.ones(3, np.float32)})
     np.testing.assert_array_equal(layer.weight.numpy(), weight.T)
     assert layer.bias.shape == (1, 3)
+
+
+class _TorchAttentionLayer(torch.nn.Module):
+    """needle's AttentionLayer written in PyTorch, attribute for attribute."""
+
+    def __init__(self, d, heads, dim_head):
+        super().__init__()
+        tnn, inner = torch.nn, heads * dim_head
+        self.heads, self.dim_head = heads, dim_head
+        self.prenorm_q, self.prenorm_k, self.prenorm_v = (tnn.LayerNorm(d) for _ in range(3))
+        self.q_projection, self.k_projection, self.v_projection = (
+            tnn.Linear(d, inner, bias=False) for _ in range(3))
+        self.out_projection = tnn.Linear(inner, d, bias=False)
+
+    def forward(self, x):
+        batch, length, _ = x.shape
+
+        def heads(t):
+            return t.reshape(batch, length, self.heads, self.dim_head).permute(0, 2, 1, 3)
+
+        q, k, v = (heads(proj(norm(x))) for proj, norm in (
+            (self.q_projection, self.prenorm_q), (self.k_projection, self.prenorm_k),
+            (self.v_projection, self.prenorm_v)))
+        logits = q @ k.transpose(-1, -2) / self.dim_head ** 0.5
+        blocked = torch.triu(torch.ones(length, length, dtype=torch.bool), 1)
+        probs = torch.softmax(logits.masked_fill(blocked, float("-inf")), -1)
+        return self.out_projection((probs @ v).permute(0, 2, 1, 3).reshape(batch, length, -1))
+
+
+class _TorchTransformerLayer(torch.nn.Module):
+    def __init__(self, d, heads, dim_head, hidden):
+        super().__init__()
+        self.attn = _TorchAttentionLayer(d, heads, dim_head)
+        self.layernorm = torch.nn.LayerNorm(d)
+        self.linear1, self.linear2 = torch.nn.Linear(d, hidden), torch.nn.Linear(hidden, d)
+
+    def forward(self, x):
+        x = x + self.attn(x)
+        return x + self.linear2(torch.relu(self.linear1(self.layernorm(x))))
+
+
+class _TorchTransformer(torch.nn.Module):
+    def __init__(self, d, hidden, layers, heads, dim_head, seq_len):
+        super().__init__()
+        self.positional_embedding = torch.nn.Embedding(seq_len, d)
+        self.layers = torch.nn.Sequential(*[_TorchTransformerLayer(d, heads, dim_head, hidden)
+                                            for _ in range(layers)])
+
+    def forward(self, x):  # (len, batch, d), time-major like needle's
+        x = x.transpose(0, 1)
+        x = x + self.positional_embedding(torch.arange(x.shape[1]))[None]
+        return self.layers(x).transpose(0, 1)
+
+
+class _TorchTransformerLM(torch.nn.Module):
+    def __init__(self, vocab, d, hidden, layers, heads, dim_head, seq_len):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(vocab, d)
+        self.seq_model = _TorchTransformer(d, hidden, layers, heads, dim_head, seq_len)
+        self.linear = torch.nn.Linear(d, vocab)
+
+    def forward(self, ids):
+        out = self.seq_model(self.embedding(ids))
+        return self.linear(out.reshape(-1, out.shape[-1]))
+
+
+def test_transformer_language_model_built_layer_for_layer_converts_by_name():
+    """needle's Transformer LM written in PyTorch with the same attribute names: every key
+    matches by name (the bias-free projections transposed)."""
+    torch.manual_seed(0)
+    args = dict(vocab=30, d=8, hidden=16, layers=2, heads=2, dim_head=4, seq_len=10)
+    torch_model = _randomize(_TorchTransformerLM(**args))
+    model = LanguageModel(8, 30, 16, num_layers=2, seq_model="transformer", seq_len=10,
+                          num_head=2, dim_head=4)
+    load_torch_state_dict(model, torch_model.state_dict())
+    assert list(to_torch_state_dict(model)) == list(torch_model.state_dict())
+    ids = np.random.default_rng(4).integers(0, 30, (7, 3))
+    logits, _ = model.eval()(ndl.Tensor(ids, requires_grad=False))
+    assert_close(logits.numpy(), torch_model(torch.from_numpy(ids)))
+    _check_round_trip(model, torch_model)
