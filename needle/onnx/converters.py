@@ -398,4 +398,3 @@ def no_mapping_message(op_classes: set[type]) -> str:
     names = ", ".join(sorted(c.__name__ for c in op_classes))
     return (f"no ONNX mapping for op {names}: add a converter for it to "
             f"needle.onnx.converters.CONVERTERS")
-

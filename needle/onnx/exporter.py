@@ -158,4 +158,3 @@ def export(model: nn.Module, example_input: Any, path: str | os.PathLike[str],
             os.remove(tmp)
         raise
     return proto
-
