@@ -20,6 +20,7 @@ import math
 from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor, TensorOp
 from . import winograd
+from .pool import MaxPool
 from .reduce import max as reduce_max
 from .reduce import summation
 
@@ -331,9 +332,12 @@ def col2im(cols: Tensor, shape: tuple[int, ...], stride: int = 1, padding: int =
 def max_pool2d(a: Tensor, kernel_size: int, stride: int | None = None,
                padding: int = 0) -> Tensor:
     """The max of each K×K window of a (N, H, W, C), ``stride`` (default K) apart, with
-    -inf padding; the gradient is shared evenly among tied maxima."""
+    -inf padding; the gradient is shared evenly among tied maxima. Non-overlapping windows
+    (stride K, no padding) run as the ``MaxPool`` primitive (``ops/pool.py``)."""
     stride = kernel_size if stride is None else stride
     _check_pool(a, kernel_size, stride, padding, "max_pool2d")
+    if stride == kernel_size and padding == 0:
+        return MaxPool(kernel_size)(a)
     windows = Im2Col((kernel_size, kernel_size), stride, padding, float("-inf"))(a)
     return reduce_max(windows, (3, 4))
 
