@@ -40,7 +40,7 @@ def _shares(a: Any, y: Any, k: int) -> list[Any]:
     holds the window's max y, else 0."""
     hits = [(part == y).astype(y.dtype) for part in _offsets(a, k)]
     count = sum(hits[1:], hits[0].copy())
-    return [hit / count for hit in hits]
+    return hits if count.max() == 1 else [hit / count for hit in hits]  # ties are rare
 
 
 class MaxPool(TensorOp):

@@ -39,7 +39,7 @@ def test_toom_cook_matrices_give_the_exact_correlation():
 
 @settings(max_examples=15, deadline=None)
 @given(n=st.integers(1, 3), h=st.integers(4, 13), w=st.integers(4, 13),
-       c_in=st.sampled_from([16, 24, 64]), c_out=st.sampled_from([16, 40]),
+       c_in=st.sampled_from([32, 48, 64]), c_out=st.sampled_from([32, 40]),
        padding=st.integers(0, 2), scale=st.sampled_from([1.0, 1e3]), seed=st.integers(0, 2**31))
 def test_forward_and_gradients_within_bound_of_float64(n, h, w, c_in, c_out, padding, scale,
                                                        seed):
@@ -81,6 +81,7 @@ def test_wide_layers_stay_within_bound():
     ((8, 32, 32, 64), (3, 3, 64, 64), 2, 1, "float32", False),    # strided
     ((8, 32, 32, 64), (5, 5, 64, 64), 1, 2, "float32", False),    # not 3x3
     ((8, 32, 32, 3), (3, 3, 3, 16), 1, 1, "float32", False),      # too few channels
+    ((8, 14, 14, 16), (3, 3, 16, 32), 1, 1, "float32", False),    # 16 channels: im2col wins
     ((8, 2, 2, 64), (3, 3, 64, 64), 1, 1, "float32", False),      # output smaller than a tile
     ((8, 32, 32, 64), (3, 3, 64, 64), 1, 3, "float32", False),    # padding past the kernel
 ])
@@ -91,9 +92,9 @@ def test_applies_by_shape(a_shape, w_shape, stride, padding, dtype, expected):
 def test_conv_ops_agree_with_the_im2col_path(monkeypatch):
     """Forward, both gradients and a second derivative: Winograd vs im2col (float64)."""
     rng = np.random.default_rng(2)
-    a = rng.standard_normal((2, 9, 10, 16))
-    k = rng.standard_normal((3, 3, 16, 16))
-    g = rng.standard_normal((2, 9, 10, 16))
+    a = rng.standard_normal((2, 9, 10, 32))
+    k = rng.standard_normal((3, 3, 32, 32))
+    g = rng.standard_normal((2, 9, 10, 32))
 
     def run() -> list[np.ndarray]:
         x = ndl.Tensor(a, dtype="float64", requires_grad=True)
