@@ -123,14 +123,19 @@ class Conv(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
         a, w, *bias = node.inputs
+        grad_bias = tuple(summation(out_grad, (0, 1, 2)) for _ in bias)
+        return self.input_gradients(out_grad, a, w) + grad_bias
+
+    def input_gradients(self, out_grad: Tensor, a: Tensor, w: Tensor
+                        ) -> tuple[Tensor | None, Tensor | None]:
+        """The adjoints of a and w for this call's output adjoint ``out_grad``."""
         kernel = (w.shape[0], w.shape[1])
         extra = _remainder(a.shape, kernel, self.stride, self.padding)
         grad_a = ConvTranspose(self.stride, self.padding, extra)(out_grad, w) \
             if a.requires_grad else None
         grad_w = ConvWeight(kernel, self.stride, self.padding, self.cols, self.winograd)(
             a, out_grad) if w.requires_grad else None
-        grad_bias = tuple(summation(out_grad, (0, 1, 2)) for _ in bias)
-        return (grad_a, grad_w) + grad_bias
+        return grad_a, grad_w
 
 
 def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 1,
@@ -138,18 +143,24 @@ def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 1,
     """2-D convolution (cross-correlation, as in PyTorch) of a (N, H, W, C_in) with
     b (K, K, C_in, C_out), zero ``padding`` on H and W, plus an optional ``bias`` (C_out,);
     returns (N, H_out, W_out, C_out)."""
-    _check_conv(a, b, stride, padding)
-    first_h, size_h, padding_h = _useful_taps(a.shape[1], b.shape[0], stride, padding)
-    first_w, size_w, padding_w = _useful_taps(a.shape[2], b.shape[1], stride, padding)
-    if padding_h == padding_w and (size_h, size_w) != b.shape[:2]:
-        b = b[first_h:first_h + size_h, first_w:first_w + size_w]
-        padding = padding_h
+    b, padding = useful_kernel(a, b, stride, padding)
     if bias is None:
         return Conv(stride, padding)(a, b)
     if bias.shape != (b.shape[3],):
         raise ValueError(f"conv: bias must have shape ({b.shape[3]},) to match the weight "
                          f"{b.shape}, got {bias.shape}")
     return Conv(stride, padding)(a, b, bias)
+
+
+def useful_kernel(a: Tensor, b: Tensor, stride: int, padding: int) -> tuple[Tensor, int]:
+    """(kernel, padding) for conv(a, b): the arguments checked, and the kernel cropped to
+    the taps that ever meet the input (``_useful_taps``) when that keeps the padding even."""
+    _check_conv(a, b, stride, padding)
+    first_h, size_h, padding_h = _useful_taps(a.shape[1], b.shape[0], stride, padding)
+    first_w, size_w, padding_w = _useful_taps(a.shape[2], b.shape[1], stride, padding)
+    if padding_h == padding_w and (size_h, size_w) != b.shape[:2]:
+        return b[first_h:first_h + size_h, first_w:first_w + size_w], padding_h
+    return b, padding
 
 
 def _useful_taps(size: int, kernel: int, stride: int, padding: int) -> tuple[int, int, int]:
