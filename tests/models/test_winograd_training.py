@@ -1,38 +1,30 @@
-"""Training with Winograd convolutions reaches what im2col reaches: the MNIST CNN's holdout
-accuracy, and ResNet9's loss over a few SGD steps."""
+"""Training with Winograd convolutions reaches what im2col reaches: the CNN's test accuracy
+on digits, and ResNet9's loss over a few SGD steps."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 
 import numpy as np
 import pytest
 
 import needle as ndl
-from needle.__main__ import data_dir, main
+from needle.__main__ import main
 from needle.ops import winograd
 
 
-def _mnist_available() -> bool:
-    folder = os.path.join(data_dir(argparse.Namespace(data_dir=None)), "mnist")
-    return os.path.isfile(os.path.join(folder, "t10k-images-idx3-ubyte.gz"))
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _mnist_available(), reason="needs $NEEDLE_DATA/mnist")
-def test_mnist_cnn_accuracy_is_the_same_with_winograd(tmp_path, monkeypatch):
-    """Channels 32, 64: the 32 -> 64 convolution on 14x14 maps runs by Winograd."""
+def test_cnn_accuracy_is_the_same_with_winograd(tmp_path, monkeypatch):
+    """The digits CNN with channels 32, 64: its 32 -> 64 convolution (4x4 maps after the
+    first pooling) runs by Winograd; 8 epochs on scikit-learn's digits either way."""
     accuracy = {}
     for enabled in (True, False):
         monkeypatch.setattr(winograd, "ENABLED", enabled)
         out = tmp_path / str(enabled)
-        main(["train", "--model", "cnn", "--dataset", "mnist", "--epochs", "1",
-              "--batch-size", "32", "--lr", "2e-3", "--weight-decay", "0", "--cnn-channels",
-              "32,64", "--out", str(out), "--no-progress", "--seed", "0"])
+        main(["train", "--model", "cnn", "--dataset", "digits", "--epochs", "8",
+              "--cnn-channels", "32,64", "--out", str(out), "--no-progress", "--seed", "0"])
         accuracy[enabled] = json.loads((out / "history.json").read_text())[-1]["test_acc"]
-    assert accuracy[True] >= 0.96 and accuracy[False] >= 0.96, accuracy
+    assert accuracy[True] >= 0.95 and accuracy[False] >= 0.95, accuracy
     assert abs(accuracy[True] - accuracy[False]) <= 0.01, accuracy
 
 
