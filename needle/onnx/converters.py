@@ -317,6 +317,32 @@ def _pool(g: GraphBuilder, op_type: str, windows: Windows, **attributes: Any) ->
     return _nhwc(g, out)
 
 
+def max_pool(g: GraphBuilder, node: Node, a: str) -> str:
+    """ops.max_pool (non-overlapping k×k windows of NHWC a): MaxPool, stride k, floor mode."""
+    k = node.op.kernel
+    out = g.node("MaxPool", [_nchw(g, a)], kernel_shape=[k, k], strides=[k, k])
+    return _nhwc(g, out)
+
+
+def lstm_sequence(g: GraphBuilder, node: Node, x_gates: str, w_hh: str, h: str,
+                  c: str) -> str:
+    """ops.lstm_sequence, unrolled as needle's per-step LSTM cell: for each step t,
+    gates = x_gates[t] + h W_hh, split (i, f, g, o); c = s(f) c + s(i) tanh(g);
+    h = s(o) tanh(c); the output stacks [h_t, c_t] along a new first axis."""
+    steps = node.input_shape(0)[0]
+    hidden = node.input_shape(0)[2] // 4
+    rows = g.node("Split", [x_gates, g.ints([1] * steps)], outputs=steps, axis=0)
+    states = []
+    for x_t in [rows] if steps == 1 else rows:
+        gates = g.node("Add", [g.squeeze(x_t, [0]), g.node("MatMul", [h, w_hh])])
+        i, f, cell, o = g.node("Split", [gates, g.ints([hidden] * 4)], outputs=4, axis=1)
+        c = g.node("Add", [g.node("Mul", [g.node("Sigmoid", [f]), c]),
+                           g.node("Mul", [g.node("Sigmoid", [i]), g.node("Tanh", [cell])])])
+        h = g.node("Mul", [g.node("Sigmoid", [o]), g.node("Tanh", [c])])
+        states.append(g.unsqueeze(g.node("Concat", [h, c], axis=1), [0]))
+    return g.node("Concat", states, axis=0)
+
+
 # ---------------------------------------------------------------------- the table
 #: public name in ``needle.ops`` -> converter; when an op moves or is renamed, this is the
 #: line to change (``test_every_converter_name_resolves`` lists names that no longer resolve)
@@ -363,6 +389,8 @@ CONVERTER_NAMES: dict[str, Converter] = {
     "Conv": conv,
     "ConvTranspose": conv_transpose,
     "Im2Col": im2col,
+    "MaxPool": max_pool,
+    "LSTMSequence": lstm_sequence,
 }
 
 #: op class -> converter, for the names that ``needle.ops`` has
