@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .device import Shape
 from .ndarray import NDArray, _wrap, array_sum
 
-Axes = tuple[int, ...]
+Axes = Shape  # reduced axes, always a tuple here
 
 
 def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDArray,

@@ -16,9 +16,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .device import Device, Shape, default_device
+from .device import Axes, Device, Shape, default_device
 
-Axes = int | tuple[int, ...] | None
 Scalar = int | float | bool
 
 

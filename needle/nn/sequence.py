@@ -24,18 +24,7 @@ State = Any  # h (batch, hidden) for RNN and GRU cells, (h, c) for LSTM cells
 
 def token_ids(x: Any, num_embeddings: int) -> np.ndarray:
     """``x`` (a Tensor or array of token ids) as int64, each checked to lie in the vocabulary."""
-    ids = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
-    if ids.dtype.kind == "f":
-        if not np.array_equal(ids, np.round(ids)):
-            raise ValueError(f"token ids must be whole numbers, got dtype {ids.dtype} with "
-                             "fractional values")
-    elif ids.dtype.kind not in "iu":
-        raise TypeError(f"token ids must be integers, got dtype {ids.dtype}")
-    ids = ids.astype(np.int64)
-    if ids.size and (ids.min() < 0 or ids.max() >= num_embeddings):
-        raise IndexError(f"token ids must lie in [0, {num_embeddings}) (the vocabulary size), "
-                         f"got values in [{ids.min()}, {ids.max()}]")
-    return ids
+    return ops.class_ids(x, num_embeddings, "token ids")
 
 
 class Embedding(Module):

@@ -7,6 +7,8 @@ from typing import Sequence
 from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
 from .axes import Axes, Shape, as_array_axes, normalize_axes
+from .indexing import getitem
+from .reduce import summation
 from .tuple import make_tuple
 
 
@@ -233,6 +235,3 @@ def concatenate(args: Sequence[Tensor] | TensorTuple, axis: int = 0) -> Tensor:
     ndim = len(values.cached_data[0].shape) if len(values) else 1
     return Concatenate(normalize_axes(axis, ndim)[0])(values)
 
-
-from .indexing import getitem  # noqa: E402  (indexing builds on reshape/broadcast_to)
-from .reduce import summation  # noqa: E402

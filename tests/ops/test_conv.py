@@ -301,7 +301,7 @@ def test_dilate_and_undilate_match_numpy(shape, dilation, data):
 ])
 def test_useful_taps(size: int, kernel: int, stride: int, padding: int,
                      taps: tuple[int, int, int]) -> None:
-    from needle.ops.conv import _useful_taps
+    from needle.ops.fused.conv import _useful_taps
 
     assert _useful_taps(size, kernel, stride, padding) == taps
 
