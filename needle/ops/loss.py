@@ -1,4 +1,4 @@
-"""Softmax cross-entropy of logits and integer class ids, composed from logsumexp.
+"""Softmax cross-entropy of logits and integer class ids, composed from log-softmax.
 
 The fused ``fused.softmax_cross_entropy`` replaces ``softmax_cross_entropy`` below.
 """
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import Tensor
-from .logarithmic import logsumexp
+from .logarithmic import logsoftmax
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -42,12 +42,13 @@ def check_cross_entropy(logits: Tensor, labels: Any, reduction: str) -> np.ndarr
 
 
 def softmax_cross_entropy(logits: Tensor, labels: Any, reduction: str = "none") -> Tensor:
-    """logsumexp(z_i) - z_i[y_i] for logits z (N, C) and class ids y (N,) (no gradient):
-    per row (N,) by default, or its "mean" or "sum"."""
+    """-log softmax(z_i)[y_i] = logsumexp(z_i) - z_i[y_i] for logits z (N, C) and class ids
+    y (N,) (no gradient): per row (N,) by default, or its "mean" or "sum". (log softmax
+    never adds the max back, so large logits lose no precision.)"""
     ids = check_cross_entropy(logits, labels, reduction)
     one_hot = Tensor.make_const(logits.device.one_hot(logits.shape[1], ids,
                                                       dtype=str(logits.dtype)))
-    losses = logsumexp(logits, 1) - (logits * one_hot).sum(1)
+    losses = -(logsoftmax(logits) * one_hot).sum(1)
     if reduction == "none":
         return losses
     total = losses.sum()
