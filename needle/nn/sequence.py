@@ -49,7 +49,7 @@ class Embedding(Module):
 
 
 def _uniform(*shape: int, bound: float, device: Device | None, dtype: str) -> Parameter:
-    return Parameter(init.rand(*shape, low=-bound, high=bound, device=device, dtype=dtype))
+    return Parameter(init.uniform(*shape, bound=bound, device=device, dtype=dtype))
 
 
 def check_state_shape(name: str, got: Sequence[int], expected: Sequence[int]) -> None:
