@@ -79,6 +79,7 @@ def test_find_topo_sort_puts_inputs_first_and_visits_each_node_once():
     assert order[0] is x and order[-1] is out
 
 
+@pytest.mark.slow  # 50,000 nodes
 def test_a_50000_node_chain_needs_no_recursion():
     x = ndl.Tensor([0.5])
     y = x

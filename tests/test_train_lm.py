@@ -50,6 +50,7 @@ def _resident_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+@pytest.mark.slow  # 500 LSTM batches
 def test_memory_stays_flat_over_500_batches():
     """The carried state is detached at every window: the graph of each step has the same
     size, and the process holds no more memory after batch 500 than after batch 100."""

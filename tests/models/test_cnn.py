@@ -47,7 +47,8 @@ def test_command_line_trains_the_cnn_on_digits(tmp_path, capsys):
     main(["train", "--model", "cnn", "--dataset", "digits", "--epochs", "1", "--out",
           str(tmp_path), "--cnn-channels", "8,16", "--no-progress"])
     history = json.loads((tmp_path / "history.json").read_text())
-    assert len(history) == 1 and 0 <= history[0]["test_acc"] <= 1
+    # one epoch of 8/16 channels: well above the 10 % of chance (about 40 % measured)
+    assert len(history) == 1 and history[0]["test_acc"] >= 0.25, history
     assert "test accuracy" in capsys.readouterr().out
 
 
