@@ -120,11 +120,11 @@ def test_resume_from_something_else_is_a_clear_error(tmp_path):
 def test_progress_bars_are_drawn_with_tqdm(capsys):
     model, opt, _, loader, test = setup()
     error, _ = train.epoch(test, model, progress=True)
+    x, y = test.dataset.arrays
+    assert error == pytest.approx((train.predict(model, ndl.Tensor(x)) != y).mean())
     train.fit(model, loader, opt, 1, progress=True)
     drawn = capsys.readouterr().err
     assert "eval" in drawn and "train" in drawn and "it/s" in drawn
-    x, y = test.dataset.arrays
-    assert error == pytest.approx((train.predict(model, ndl.Tensor(x)) != y).mean())
 
 
 def _resident_mib():
