@@ -236,6 +236,9 @@ class Tensor(Value):
     def __init__(self, array: Any, *, device: Device | None = None, dtype: Any = None,
                  requires_grad: bool = True):
         data = _to_ndarray(array, device, dtype)
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: unsupported dtype {data.dtype} (needle holds booleans, "
+                            f"integers and floats)")
         floating = np.issubdtype(data.dtype, np.floating)
         self._init(None, (), data, bool(requires_grad) and floating)
 

@@ -42,6 +42,8 @@ def randn(*shape: int, mean: float = 0.0, std: float = 1.0, device: Device | Non
 def randb(*shape: int, p: float = 0.5, device: Device | None = None, dtype: Any = "bool",
           requires_grad: bool = False) -> Tensor:
     """Bernoulli(p) booleans: ``np.random.rand(*shape) <= p``."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"randb: p must be a probability in [0, 1], got {p}")
     return _from_host(np.random.rand(*shape) <= p, device, dtype, requires_grad)
 
 

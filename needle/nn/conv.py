@@ -45,6 +45,12 @@ class Conv2d(Module):
                  padding: int = 0, bias: bool = True, device: Device | None = None,
                  dtype: str = "float32"):
         super().__init__()
+        sizes = {"in_channels": in_channels, "out_channels": out_channels,
+                 "kernel_size": kernel_size, "stride": stride}
+        for name, value in sizes.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got "
+                                 f"{value!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size

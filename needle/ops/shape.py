@@ -121,6 +121,12 @@ class Pad(TensorOp):
 
 
 def pad(a: Tensor, axes: Sequence[tuple[int, int]]) -> Tensor:
+    """a with ``(before, after)`` zeros on each axis (one non-negative pair per axis)."""
+    widths = [tuple(pair) for pair in axes]
+    if len(widths) != a.ndim or any(len(w) != 2 or not all(isinstance(n, int) and n >= 0
+                                                           for n in w) for w in widths):
+        raise ValueError(f"pad needs one (before, after) pair of non-negative ints per axis "
+                         f"of a tensor of shape {a.shape}, got {tuple(axes)}")
     return Pad(axes)(a)
 
 
@@ -147,7 +153,13 @@ class Dilate(TensorOp):
         return undilate(out_grad, self.axes, self.dilation)
 
 
+def _check_dilation(dilation: int, name: str) -> None:
+    if not isinstance(dilation, int) or dilation < 0:
+        raise ValueError(f"{name}: dilation must be an int >= 0, got {dilation!r}")
+
+
 def dilate(a: Tensor, axes: Axes, dilation: int) -> Tensor:
+    _check_dilation(dilation, "dilate")
     return Dilate(axes, dilation)(a)
 
 
@@ -168,6 +180,7 @@ class UnDilate(TensorOp):
 
 
 def undilate(a: Tensor, axes: Axes, dilation: int) -> Tensor:
+    _check_dilation(dilation, "undilate")
     return UnDilate(axes, dilation)(a)
 
 
