@@ -8,7 +8,6 @@ walks it once in reverse topological order, sums the partial adjoints of each no
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import operator
 from typing import Any, Iterable, Sequence
@@ -17,57 +16,10 @@ import numpy as np
 
 from . import backend_ndarray as nd
 from .backend_ndarray import Axes, Device, NDArray, Shape
+from . import grad_mode, tensor_methods
+from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad
 from .reference import is_reference_mode
-
-
-# ---------------------------------------------------------------------------- grad mode
-_grad_enabled = True
-
-
-def is_grad_enabled() -> bool:
-    return _grad_enabled
-
-
-@contextlib.contextmanager
-def _grad_mode(enabled: bool) -> Any:
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, enabled
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-class no_grad(contextlib.ContextDecorator):
-    """Context manager (and decorator) inside which ops record no graph; nests safely.
-
-    >>> x = Tensor([1.0, 2.0])
-    >>> with no_grad():
-    ...     y = x * 2
-    >>> y.requires_grad
-    False
-    """
-
-    def __init__(self) -> None:
-        self._previous: list[bool] = []
-
-    def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous.append(_grad_enabled)
-        _grad_enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous.pop()
-
-
-class enable_grad(no_grad):
-    """Context manager that turns graph recording back on inside a ``no_grad`` block."""
-
-    def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous.append(_grad_enabled)
-        _grad_enabled = True
+from .tensor_methods import TensorMethods
 
 
 # ---------------------------------------------------------------------------- ops
@@ -173,7 +125,7 @@ class Value:
         value.saved = value.grad = None
         if op.saves:
             value.cached_data, value.saved = value.cached_data
-        if _grad_enabled and op.differentiable:
+        if grad_mode.enabled and op.differentiable:
             for x in inputs:
                 if x.requires_grad:
                     value.op, value.inputs, value.requires_grad = op, tuple(inputs), True
@@ -198,7 +150,7 @@ class TensorTuple(Value):
         return len(self.cached_data)
 
     def __getitem__(self, index: int) -> Tensor:
-        if not (_grad_enabled and self.requires_grad):  # nothing to record: skip the op
+        if not (grad_mode.enabled and self.requires_grad):  # nothing to record: skip the op
             return Tensor.make_const(self.cached_data[index])
         return ops.tuple_get_item(self, index)
 
@@ -220,7 +172,7 @@ class TensorTuple(Value):
         return TensorTuple.make_const(self.cached_data)
 
 
-class Tensor(Value):
+class Tensor(TensorMethods, Value):
     """An n-dimensional array that records the ops applied to it, for ``backward()``.
 
     ``Tensor(array, device=None, dtype=None, requires_grad=True)`` takes a list, number,
@@ -242,27 +194,6 @@ class Tensor(Value):
         floating = np.issubdtype(data.dtype, np.floating)
         self._init(None, (), data, bool(requires_grad) and floating)
 
-    # ------------------------------------------------------------------ data access
-    @property
-    def shape(self) -> Shape:
-        return self.cached_data.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.cached_data.dtype
-
-    @property
-    def device(self) -> Device:
-        return self.cached_data.device
-
-    @property
-    def ndim(self) -> int:
-        return self.cached_data.ndim
-
-    @property
-    def size(self) -> int:
-        return self.cached_data.size
-
     @property
     def data(self) -> Tensor:
         """A detached Tensor sharing this one's values."""
@@ -282,37 +213,11 @@ class Tensor(Value):
         """A new leaf sharing this Tensor's values, cut off from the graph."""
         return Tensor.make_const(self.cached_data)
 
-    def numpy(self) -> np.ndarray:
-        return self.cached_data.numpy()
-
-    def item(self) -> Any:
-        if self.size != 1:
-            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
-        return self.numpy().item()
-
     def to(self, device: Device) -> Tensor:
         """This Tensor's values on ``device`` (a new leaf unless already there)."""
         if device is self.device:
             return self
         return Tensor.make_const(self.cached_data.to(device), self.requires_grad)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __bool__(self) -> bool:
-        if self.size != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
-        return bool(self.item())
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __repr__(self) -> str:
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"needle.Tensor({self.numpy()!r}{grad})"
-
-    def __str__(self) -> str:
-        return str(self.numpy())
 
     # ------------------------------------------------------------------ autograd
     def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool | None = None,
@@ -335,124 +240,6 @@ class Tensor(Value):
         keep = create_graph if retain_graph is None else retain_graph
         compute_gradient_of_variables(self, out_grad, retain_graph=keep,
                                       create_graph=create_graph)
-
-    # ------------------------------------------------------------------ operators
-    def __add__(self, other: Any) -> Tensor:
-        return ops.add(self, other)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: Any) -> Tensor:
-        return ops.sub(self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return ops.sub(other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return ops.multiply(self, other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return ops.divide(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.divide(other, self)
-
-    def __pow__(self, other: Any) -> Tensor:
-        return ops.power(self, other)
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return ops.power(other, self)
-
-    def __neg__(self) -> Tensor:
-        return ops.negate(self)
-
-    def __matmul__(self, other: Tensor) -> Tensor:
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.matmul(other, self)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        return ops.getitem(self, index)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return ops.equal(self, other)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return ops.not_equal(self, other)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return ops.less(self, other)
-
-    def __le__(self, other: Any) -> Tensor:
-        return ops.less_equal(self, other)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return ops.greater(self, other)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return ops.greater_equal(self, other)
-
-    def __invert__(self) -> Tensor:
-        return ops.logical_not(self)
-
-    # ------------------------------------------------------------------ methods
-    def sum(self, axes: Axes = None, keepdims: bool = False) -> Tensor:
-        return ops.summation(self, axes, keepdims=keepdims)
-
-    def mean(self, axes: Axes = None, keepdims: bool = False) -> Tensor:
-        return ops.mean(self, axes, keepdims=keepdims)
-
-    def max(self, axes: Axes = None, keepdims: bool = False) -> Tensor:
-        return ops.amax(self, axes, keepdims=keepdims)
-
-    def logsumexp(self, axes: Axes = None) -> Tensor:
-        return ops.logsumexp(self, axes)
-
-    def reshape(self, *shape: Any) -> Tensor:
-        return ops.reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int)
-                           else shape)
-
-    def broadcast_to(self, shape: Shape) -> Tensor:
-        return ops.broadcast_to(self, shape)
-
-    def transpose(self, axes: tuple[int, int] | None = None) -> Tensor:
-        return ops.transpose(self, axes)
-
-    def permute(self, *axes: Any) -> Tensor:
-        return ops.permute(self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int)
-                           else axes)
-
-    @property
-    def T(self) -> Tensor:
-        """All axes reversed (numpy's and PyTorch's ``.T``)."""
-        return ops.permute(self, tuple(reversed(range(self.ndim))))
-
-    def matmul(self, other: Tensor) -> Tensor:
-        return ops.matmul(self, other)
-
-    def exp(self) -> Tensor:
-        return ops.exp(self)
-
-    def log(self) -> Tensor:
-        return ops.log(self)
-
-    def tanh(self) -> Tensor:
-        return ops.tanh(self)
-
-    def relu(self) -> Tensor:
-        return ops.relu(self)
-
-    def sigmoid(self) -> Tensor:
-        return ops.sigmoid(self)
-
-    def sqrt(self) -> Tensor:
-        return ops.sqrt(self)
-
-    def flip(self, axes: Axes) -> Tensor:
-        return ops.flip(self, axes)
 
 
 def _to_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
@@ -551,3 +338,5 @@ def free_graph(nodes: Iterable[Value]) -> None:
 
 
 from . import ops  # noqa: E402  (ops are built on Tensor, defined above)
+
+tensor_methods.ops = ops  # what Tensor's operators and methods call
