@@ -5,6 +5,6 @@ from .device import Axes, Device, Shape, all_devices, cpu, cpu_numpy, cuda, defa
 from .ndarray import (NDArray, array, broadcast_shapes, compact_strides, concatenate, empty,
                       full, index_add, stack, where)
 
-__all__ = ["Axes", "Device", "Shape", "allocator", "NDArray", "all_devices", "array", "broadcast_shapes", "compact_strides",
-           "concatenate", "cpu", "cpu_numpy", "cuda", "default_device", "empty", "full",
+__all__ = ["Axes", "Device", "NDArray", "Shape", "all_devices", "allocator", "array",
+           "broadcast_shapes", "compact_strides", "concatenate", "cpu", "cpu_numpy", "cuda", "default_device", "empty", "full",
            "index_add", "stack", "where"]
