@@ -6,5 +6,5 @@ from .ndarray import (NDArray, array, broadcast_shapes, compact_strides, concate
                       full, index_add, stack, where)
 
 __all__ = ["Axes", "Device", "NDArray", "Shape", "all_devices", "allocator", "array",
-           "broadcast_shapes", "compact_strides", "concatenate", "cpu", "cpu_numpy", "cuda", "default_device", "empty", "full",
-           "index_add", "stack", "where"]
+           "broadcast_shapes", "compact_strides", "concatenate", "cpu", "cpu_numpy", "cuda",
+           "default_device", "empty", "full", "index_add", "stack", "where"]
