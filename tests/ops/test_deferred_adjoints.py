@@ -34,7 +34,9 @@ def test_shared_weight_gradient_equals_torch(steps, batch, size, seed):
         return _recurrence(h, w, torch.unbind(xs, 0))
 
     check_torch(ndl_fn, torch_fn, h0, w, xs, name=f"recurrence of {steps} steps")
-    check_finite_differences(ndl_fn, h0, w, xs, tol=1e-5, name="recurrence")
+    # five tanh steps can shrink the gradient to ~1e-7, where central differences keep only
+    # four or five digits; PyTorch above is the exact oracle
+    check_finite_differences(ndl_fn, h0, w, xs, tol=1e-4, name="recurrence")
 
 
 @ndl.reference_mode(False)  # the fast path's deferred adjoints
