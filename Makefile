@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 NEEDLE_DATA ?= $(abspath ../shared/data)
 export NEEDLE_DATA
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast test-reference bench lint clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -21,9 +21,14 @@ $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
 demo: $(VENV)/.demo
 	$(PY) -m needle train --model mlp_resnet --dataset digits --epochs 20 --out runs/demo
 
+# the whole suite on the fast path, then again on the readable path (ndl.reference_mode)
 test: $(VENV)/.test
 	$(PY) -m mypy
 	$(PY) -m pytest -n 2 needle tests
+	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
+
+test-reference: $(VENV)/.test
+	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
 
 test-fast: $(VENV)/.test
 	$(PY) -m pytest -n 2 -m "not slow" needle tests

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import nn
+from .backend_ndarray import allocator
 from .autograd import Tensor, no_grad
 from .optim import Optimizer
 from .serialization import load, save
@@ -119,7 +120,9 @@ def fit(model: nn.Module, train_loader: Iterable[Any], opt: Optimizer, epochs: i
 
     ``checkpoint``: a path written after every epoch. ``resume``: a checkpoint to continue
     from (its epochs count towards ``epochs``). ``scheduler.step()`` runs after each epoch;
-    ``on_epoch`` receives each new history entry (e.g. to print it)."""
+    ``on_epoch`` receives each new history entry (e.g. to print it). Turns on the allocator
+    tuning (``backend_ndarray.allocator.enable``)."""
+    allocator.enable()
     history = load_checkpoint(resume, model, opt, scheduler) if resume else []
     for index in range(len(history), epochs):
         start, lr = time.perf_counter(), opt.lr

@@ -16,9 +16,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .device import Device, Shape, cpu, cuda, default_device
+from .device import Axes, Device, Shape, cpu, cuda, default_device
 
-Axes = int | tuple[int, ...] | None
 Scalar = int | float | bool
 
 

@@ -11,6 +11,7 @@ from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
+from . import utils
 
 __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLoss",
            "BatchNorm1d", "BatchNorm2d", "Conv", "Conv2d", "ConvBatchNorm2d", "ConvTranspose2d", "CrossEntropyLoss",
@@ -18,4 +19,4 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "LSTM", "LSTMCell", "LayerNorm1d", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d",
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
-           "TransformerLayer", "summary"]
+           "TransformerLayer", "summary", "utils"]

@@ -102,7 +102,7 @@ def _runtime_difference(path: str, model: nn.Module, example: np.ndarray) -> str
 
 def run_export(args: argparse.Namespace) -> None:
     """Write a model trained by `train` as an ONNX file (checked with ONNX Runtime)."""
-    from ..train_lm import SEQ_MODELS
+    from ..lm_command import SEQ_MODELS
     from . import export
 
     try:
