@@ -19,6 +19,14 @@ from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate
                   max, maximum, mean, mul_scalar, multiply, negate, not_equal, pad, permute,
                   power, power_scalar, relu, reshape, sigmoid, softmax, split, sqrt, stack, sub,
                   summation, tanh, transpose, tuple_get_item, undilate, where)
+from .ops import argmax, argmin, cat, clamp, multinomial
 from .serialization import load, save
+
+# PyTorch's dim=/keepdim= keywords at the ndl level (the ops themselves stay unwrapped: they are
+# on the hot path of every layer)
+(summation, mean, max, logsumexp, softmax, logsoftmax, stack, concatenate,  # noqa: A001
+ split) = (ops.torch_keywords(f) for f in (summation, mean, max, logsumexp, softmax,
+                                            logsoftmax, stack, concatenate, split))
+log_softmax = logsoftmax
 
 __version__ = "0.1.0"

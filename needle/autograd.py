@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import operator
 from typing import Any, Iterable, Sequence, TypeVar
 
@@ -94,17 +95,61 @@ class Op:
 
     def gradient_as_tuple(self, out_grad: Any, node: Any) -> tuple[Any, ...]:
         grads = self.gradient(out_grad, node)
-        if isinstance(grads, tuple):
-            return grads
         if isinstance(grads, list):
-            return tuple(grads)
-        return (grads,)
+            grads = tuple(grads)
+        elif not isinstance(grads, tuple):
+            grads = (grads,)
+        check_adjoints(self, grads, node.inputs)
+        return grads
 
     def partial_adjoints(self, out_grad: Any, node: Any) -> tuple[Any, ...]:
         """What ``backward`` collects for each input: ``gradient_as_tuple`` unless the op
         defers some work to the summation of adjoints (``TupleElementAdjoint``,
         ``ProductAdjoint``), where many partial adjoints combine more cheaply."""
         return self.gradient_as_tuple(out_grad, node)
+
+
+def check_adjoints(op: Op, grads: tuple[Any, ...], inputs: tuple[Any, ...]) -> None:
+    """Each adjoint has its input's shape and dtype, or an error naming the op (a custom op's
+    wrong ``gradient`` would otherwise surface much later, in the optimiser)."""
+    if len(grads) != len(inputs):
+        raise ValueError(f"{type(op).__name__}.gradient returned {len(grads)} adjoint(s) for "
+                         f"{len(inputs)} input(s); return one per input (None where there is "
+                         f"none)")
+    for i, (grad, x) in enumerate(zip(grads, inputs)):
+        if isinstance(grad, Tensor) and (grad.shape != x.shape or grad.dtype != x.dtype):
+            raise ValueError(f"{type(op).__name__}.gradient returned an adjoint of shape "
+                             f"{grad.shape} and dtype {grad.dtype} for input {i}, which has "
+                             f"shape {x.shape} and dtype {x.dtype}; they must match")
+        if grad is not None and not isinstance(grad, Value):
+            raise TypeError(f"{type(op).__name__}.gradient returned a {type(grad).__name__} for "
+                            f"input {i}; adjoints are Tensors built from needle ops (or None)")
+
+
+def _compute_result(op: Op, data: Any, inputs: Sequence[Value]) -> Any:
+    """What ``op.compute`` returned, as an NDArray: numpy arrays and numbers are wrapped on the
+    inputs' device; anything else is a clear error naming the op."""
+    if isinstance(data, tuple):
+        return tuple(_compute_result(op, d, inputs) for d in data)
+    if isinstance(data, NDArray):
+        return data
+    if isinstance(data, (np.ndarray, np.generic, int, float, bool)):
+        device = next((x.cached_data.device for x in inputs if isinstance(x, Tensor)), None)
+        array = np.asarray(data)
+        return NDArray(array, device=device, dtype=array.dtype)
+    raise TypeError(f"{type(op).__name__}.compute returned a {type(data).__name__}; compute "
+                    f"must return an NDArray (numpy arrays are wrapped)")
+
+
+def _input_arrays(op: Op, inputs: Sequence[Any]) -> list[Any]:
+    """The inputs' arrays, or a clear error when an input is not a Tensor (a number meant
+    for the op's constructor, an array meant to be wrapped)."""
+    bad = next((i for i, x in enumerate(inputs) if not isinstance(x, Value)), None)
+    if bad is not None:
+        raise TypeError(f"{type(op).__name__} got a {type(inputs[bad]).__name__} as input {bad}; "
+                        f"ops take Tensors: pass numbers to the op's __init__ (as "
+                        f"AddScalar(2.0) does) or wrap arrays in ndl.Tensor(...)")
+    return [x.cached_data for x in inputs]
 
 
 class TensorOp(Op):
@@ -163,7 +208,12 @@ class Value:
     def make_from_op(cls, op: Op, inputs: Sequence[Value]) -> Any:
         """Compute ``op`` on ``inputs`` now; record the edge when a gradient may flow."""
         value = object.__new__(cls)
-        value.cached_data = op.compute(*[x.cached_data for x in inputs])
+        try:
+            arrays = [x.cached_data for x in inputs]
+        except AttributeError:
+            arrays = _input_arrays(op, inputs)
+        data = op.compute(*arrays)
+        value.cached_data = data if type(data) is NDArray else _compute_result(op, data, inputs)
         value.grad = None
         if _grad_enabled and op.differentiable:
             for x in inputs:
@@ -279,11 +329,16 @@ class Tensor(Value):
             raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
         return self.numpy().item()
 
-    def to(self, device: Device) -> Tensor:
-        """This Tensor's values on ``device`` (a new leaf unless already there)."""
-        if device is self.device:
-            return self
-        return Tensor.make_const(self.cached_data.to(device), self.requires_grad)
+    def to(self, device: Device | str | Any = None, dtype: Any = None) -> Tensor:
+        """This Tensor on ``device`` (a Device, "cpu" or "cuda"; a new leaf unless already
+        there) and/or in ``dtype``; ``to(dtype)`` alone converts like ``astype``."""
+        if device is not None and not isinstance(device, Device) and not _is_device_name(device):
+            device, dtype = None, device  # to(dtype)
+        out = self if dtype is None else self.astype(dtype)
+        target = _device_named(device) if isinstance(device, str) else device
+        if target is None or target is out.device:
+            return out
+        return Tensor.make_const(out.cached_data.to(target), out.requires_grad)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -305,11 +360,15 @@ class Tensor(Value):
 
     # ------------------------------------------------------------------ autograd
     def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool | None = None,
-                 create_graph: bool = False) -> None:
+                 create_graph: bool = False, accumulate: bool = False) -> None:
         """Set ``.grad`` on every tensor this one depends on (fresh values, not summed into
         earlier ones). ``out_grad`` defaults to ones for a one-element tensor. The graph is
         freed afterwards unless ``retain_graph`` (default: ``create_graph``); with
-        ``create_graph`` the gradients themselves are recorded, for higher derivatives."""
+        ``create_graph`` the gradients themselves are recorded, for higher derivatives.
+        With ``accumulate=True`` the leaves' new gradients are added to the ``.grad`` they
+        already hold (PyTorch's behaviour, for gradient accumulation over micro-batches)."""
+        if accumulate:
+            return self._backward_accumulating(out_grad, retain_graph, create_graph)
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input "
                                "had requires_grad=True, or it was computed under no_grad()")
@@ -388,17 +447,27 @@ class Tensor(Value):
         return ops.logical_not(self)
 
     # ------------------------------------------------------------------ methods
-    def sum(self, axes: Axes = None, keepdims: bool = False) -> Tensor:
-        return ops.summation(self, axes, keepdims=keepdims)
+    # ``dim=`` and ``keepdim=`` are PyTorch's names for ``axes=`` and ``keepdims=``.
+    def sum(self, axes: Axes = None, keepdims: bool = False, *, dim: Axes = None,
+            keepdim: bool | None = None) -> Tensor:
+        return ops.summation(self, _axes(axes, dim), keepdims=_keep(keepdims, keepdim))
 
-    def mean(self, axes: Axes = None, keepdims: bool = False) -> Tensor:
-        return ops.mean(self, axes, keepdims=keepdims)
+    def mean(self, axes: Axes = None, keepdims: bool = False, *, dim: Axes = None,
+             keepdim: bool | None = None) -> Tensor:
+        return ops.mean(self, _axes(axes, dim), keepdims=_keep(keepdims, keepdim))
 
-    def max(self, axes: Axes = None, keepdims: bool = False) -> Tensor:
-        return ops.max(self, axes, keepdims=keepdims)
+    def max(self, axes: Axes = None, keepdims: bool = False, *, dim: Axes = None,
+            keepdim: bool | None = None) -> Tensor:
+        """The maximum values (only the values, as in the course; argmax gives indices)."""
+        return ops.max(self, _axes(axes, dim), keepdims=_keep(keepdims, keepdim))
 
-    def logsumexp(self, axes: Axes = None) -> Tensor:
-        return ops.logsumexp(self, axes)
+    def logsumexp(self, axes: Axes = None, keepdims: bool = False, *, dim: Axes = None,
+                  keepdim: bool | None = None) -> Tensor:
+        axes = _axes(axes, dim)
+        out = ops.logsumexp(self, axes)
+        if not _keep(keepdims, keepdim):
+            return out
+        return ops.reshape(out, ops.keepdims_shape(self.shape, axes))
 
     def reshape(self, *shape: Any) -> Tensor:
         return ops.reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int)
@@ -407,8 +476,10 @@ class Tensor(Value):
     def broadcast_to(self, shape: Shape) -> Tensor:
         return ops.broadcast_to(self, shape)
 
-    def transpose(self, axes: tuple[int, int] | None = None) -> Tensor:
-        return ops.transpose(self, axes)
+    def transpose(self, *axes: Any) -> Tensor:
+        """Swap the last two axes, or ``axes=(i, j)``; ``transpose(i, j)`` as in PyTorch."""
+        pair = axes[0] if len(axes) == 1 else tuple(axes) if axes else None
+        return ops.transpose(self, pair)
 
     def permute(self, *axes: Any) -> Tensor:
         return ops.permute(self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int)
@@ -442,6 +513,266 @@ class Tensor(Value):
 
     def flip(self, axes: Axes) -> Tensor:
         return ops.flip(self, axes)
+
+    # ------------------------------------------------------------------ PyTorch idioms
+    # Names and keywords a PyTorch user reaches for; each is a composition of needle's ops.
+    def view(self, *shape: Any) -> Tensor:
+        return self.reshape(*shape)
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        """A size-1 axis inserted at ``dim`` (counted in the result, as PyTorch)."""
+        dim = dim + self.ndim + 1 if dim < 0 else dim
+        return ops.reshape(self, self.shape[:dim] + (1,) + self.shape[dim:])
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        """Size-1 axes removed: all of them, or ``dim`` only when it has size 1."""
+        dims = [d for d in range(self.ndim) if self.shape[d] == 1] if dim is None else             [dim % self.ndim] if self.shape[dim] == 1 else []
+        return ops.reshape(self, tuple(n for d, n in enumerate(self.shape) if d not in dims))
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Axes ``start_dim`` .. ``end_dim`` (inclusive) merged into one."""
+        if self.ndim == 0:
+            return ops.reshape(self, (1,))
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        merged = math.prod(self.shape[start:end + 1])
+        return ops.reshape(self, self.shape[:start] + (merged,) + self.shape[end + 1:])
+
+    def expand(self, *sizes: Any) -> Tensor:
+        """Broadcast to ``sizes``; -1 keeps an axis, new axes may lead (PyTorch's expand)."""
+        sizes = tuple(sizes[0]) if len(sizes) == 1 and not isinstance(sizes[0], int) else sizes
+        lead = len(sizes) - self.ndim
+        shape = tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(sizes))
+        return ops.broadcast_to(self, shape)
+
+    def clone(self) -> Tensor:
+        """A copy with its own storage; the gradient flows back unchanged."""
+        return ops.mul_scalar(self, 1)
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def numel(self) -> int:
+        return self.size
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def abs(self) -> Tensor:
+        """|x| = x sign(x); the gradient sign(x) is 0 at 0, as PyTorch's."""
+        a = self.cached_data
+        sign = (a > 0).astype(a.dtype) - (a < 0).astype(a.dtype)
+        return self * Tensor.make_const(sign)
+
+    __abs__ = abs
+
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 (torch's names)
+        """Values limited to [min, max]; the gradient is 1 inside, bounds included."""
+        out = self
+        if min is not None:
+            out = ops.where(out < min, min, out)
+        if max is not None:
+            out = ops.where(out > max, max, out)
+        return out
+
+    clip = clamp
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return ops.argmax(self, dim, keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return ops.argmin(self, dim, keepdim)
+
+    def softmax(self, dim: int = -1) -> Tensor:
+        return ops.softmax(self, dim)
+
+    def log_softmax(self, dim: int = -1) -> Tensor:
+        return ops.logsoftmax(self, dim)
+
+    def multinomial(self, num_samples: int = 1, replacement: bool = False) -> Tensor:
+        return ops.multinomial(self, num_samples, replacement)
+
+    def astype(self, dtype: Any) -> Tensor:
+        """This tensor in ``dtype``: differentiable to floating dtypes; integer and boolean
+        results are constants (they cannot carry a gradient)."""
+        if np.issubdtype(np.dtype(dtype), np.floating):
+            return ops.astype(self, np.dtype(dtype))
+        return ops.astype(self.detach(), np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        return self.astype("float32")
+
+    def double(self) -> Tensor:
+        return self.astype("float64")
+
+    def half(self) -> Tensor:
+        return self.astype("float16")
+
+    def long(self) -> Tensor:
+        return self.astype("int64")
+
+    def int(self) -> Tensor:
+        return self.astype("int32")
+
+    def cpu(self) -> Tensor:
+        return self.to(nd.cpu())
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place (leaves only, floating dtypes only, as PyTorch)."""
+        if not self.is_leaf():
+            raise RuntimeError("you can only change requires_grad flags of leaf variables; "
+                               "use detach() for a copy cut off from the graph")
+        if requires_grad and not np.issubdtype(self.dtype, np.floating):
+            raise RuntimeError(f"only Tensors of floating point dtype can require gradients, "
+                               f"got {self.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """``np.asarray(tensor)``: the values (shared on the CPU unless a copy is asked)."""
+        array = self.numpy()
+        return array.astype(dtype or array.dtype, copy=bool(copy))
+
+    # ------------------------------------------------------------------ in-place updates
+    # Under no_grad (or when nothing needs a gradient) the new values are written into this
+    # tensor's storage, so views and .data share them. While recording, a leaf that requires
+    # grad refuses (PyTorch's error); any other tensor becomes the new node of the graph.
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(lambda t: t + other, other)
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(lambda t: t - other, other)
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(lambda t: t * other, other)
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(lambda t: t / other, other)
+
+    def add_(self, other: Any) -> Tensor:
+        return self.__iadd__(other)
+
+    def sub_(self, other: Any) -> Tensor:
+        return self.__isub__(other)
+
+    def mul_(self, other: Any) -> Tensor:
+        return self.__imul__(other)
+
+    def div_(self, other: Any) -> Tensor:
+        return self.__itruediv__(other)
+
+    def fill_(self, value: Any) -> Tensor:
+        return self._inplace(lambda t: ops.where(_all_true(t), value, t), value)
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0.0)
+
+    def copy_(self, src: Any) -> Tensor:
+        """Values of ``src`` (broadcast, cast to this dtype, moved to this device)."""
+        if isinstance(src, Tensor) and src.device is not self.device:
+            src = src.to(self.device)
+        elif not isinstance(src, Tensor):
+            src = Tensor(np.asarray(src), device=self.device, dtype=self.dtype,
+                         requires_grad=False)
+        return self._inplace(lambda t: ops.where(_all_true(t), src, t), src)
+
+    def clamp_(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+        return self._inplace(lambda t: t.clamp(min, max), min, max)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``x[index] = value`` (ints, slices, masks, integer arrays; value broadcast)."""
+        if not self._records_inplace(value):
+            target = value.cached_data if isinstance(value, Tensor) else value
+            if not self.cached_data.numpy().flags.writeable:
+                self.cached_data = self.cached_data.compact() + 0
+            self.cached_data[_array_index(index)] = target
+            return
+        self._inplace(lambda t: ops.setitem(t, index, value), value)
+
+    def _records_inplace(self, *operands: Any) -> bool:
+        """Whether an in-place change of this tensor by ``operands`` enters the graph."""
+        return _grad_enabled and any(isinstance(x, Value) and x.requires_grad
+                                     for x in (self,) + operands)
+
+    def _inplace(self, compute: Any, *operands: Any) -> Tensor:
+        """This tensor's values replaced by ``compute(self)``: see the section comment."""
+        if not self._records_inplace(*operands):
+            with no_grad():
+                self._write(compute(self).cached_data)
+            return self
+        if self.is_leaf() and self.requires_grad:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                               "operation. Update it under `with ndl.no_grad():` or through "
+                               ".data (see docs/compat.md)")
+        old = object.__new__(Tensor)
+        old._init(self.op, self.inputs, self.cached_data, self.requires_grad)
+        new = compute(old)
+        _check_inplace_shape(self.shape, new.shape)
+        if new.dtype != self.dtype:
+            new = ops.astype(new, self.dtype)
+        self.op, self.inputs, self.cached_data = new.op, new.inputs, new.cached_data
+        self.requires_grad = new.requires_grad
+        return self
+
+    def _write(self, value: NDArray) -> None:
+        """Write ``value`` into this tensor's storage (a fresh one if it is read-only)."""
+        _check_inplace_shape(self.shape, value.shape)
+        if self.cached_data.numpy().flags.writeable:
+            self.cached_data[...] = value
+        else:  # a broadcast view shares one element among many positions: copy first
+            self.cached_data = value.astype(self.dtype).compact()
+
+    def _backward_accumulating(self, out_grad: Tensor | None, retain_graph: bool | None,
+                               create_graph: bool) -> None:
+        """``backward`` that adds the new gradients of leaves into their existing ``.grad``."""
+        leaves = [node for node in find_topo_sort([self]) if node.op is None]
+        earlier = [(leaf, leaf.grad) for leaf in leaves if leaf.grad is not None]
+        self.backward(out_grad, retain_graph=retain_graph, create_graph=create_graph)
+        with _grad_mode(create_graph):
+            for leaf, grad in earlier:
+                leaf.grad = grad if leaf.grad is None else grad + leaf.grad
+
+
+def _all_true(t: Tensor) -> Tensor:
+    return Tensor.make_const(nd.full(t.shape, True, "bool", t.device))
+
+
+def _array_index(index: Any) -> Any:
+    """An index with its Tensors replaced by their NDArrays (for ``NDArray.__setitem__``)."""
+    if isinstance(index, tuple):
+        return tuple(i.cached_data if isinstance(i, Tensor) else i for i in index)
+    return index.cached_data if isinstance(index, Tensor) else index
+
+
+def _check_inplace_shape(shape: Shape, result: Shape) -> None:
+    if tuple(result) != tuple(shape):
+        raise RuntimeError(f"output with shape {list(shape)} doesn't match the broadcast shape "
+                           f"{list(result)} (an in-place op cannot change a tensor's shape)")
+
+
+def _axes(axes: Axes, dim: Axes) -> Axes:
+    if dim is not None and axes is not None:
+        raise TypeError(f"got both axes={axes!r} and dim={dim!r}: they name one argument")
+    return axes if dim is None else dim
+
+
+def _keep(keepdims: bool, keepdim: bool | None) -> bool:
+    return keepdims if keepdim is None else keepdim
+
+
+def _is_device_name(name: Any) -> bool:
+    return isinstance(name, str) and name.split(":")[0] in ("cpu", "cuda", "cpu_numpy")
+
+
+def _device_named(name: str) -> Device:
+    """The device called ``name`` ("cpu", "cuda"), or a clear error when it is unavailable."""
+    device = {"cpu": nd.cpu, "cuda": nd.cuda, "cpu_numpy": nd.cpu_numpy}[name.split(":")[0]]()
+    if not device.enabled():
+        raise RuntimeError(f"device {name!r} is not available here (needle.cuda() needs CuPy "
+                           f"and a GPU); available: {nd.all_devices()}")
+    return device
 
 
 def _to_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:

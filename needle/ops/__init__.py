@@ -1,6 +1,7 @@
 """needle's ops: one small class per primitive (``compute`` + ``gradient``), a lowercase
 function for each, and compositions with no backward code of their own."""
 
+from .aliases import argmax, argmin, cat, clamp, torch_keywords
 from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
 from .compose import mean, sqrt, sub
@@ -14,13 +15,14 @@ from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWise
                           log, logical_not, maximum, mul_scalar, multiply, negate, not_equal,
                           power, power_scalar, relu, tanh)
 from .elementwise import Sigmoid, SigmoidGrad, TanhGrad, sigmoid
-from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
+from .indexing import GetItem, IndexAdd, Where, getitem, index_add, setitem, where
 from .linear import Linear, linear
 from .logarithmic import (LogSoftmax, LogSumExp, Softmax, logsoftmax, logsumexp,
                           softmax)
 from .matmul import MatMul, matmul
 from .normalization import Normalize, NormalizeAffineGrad, NormalizeGrad, normalize
 from .reduce import Max, Summation, max, summation
+from .sampling import multinomial
 from .special import Erf, erf
 from .shape import (BroadcastTo, Concatenate, Dilate, Flip, Pad, Permute, Reshape, Split, Stack,
                     UnDilate, broadcast_to, concatenate, dilate, flip, pad, permute, reshape,
@@ -48,3 +50,5 @@ __all__ = [
     "conv_transpose", "conv_weight", "im2col", "max_pool2d",
 ]
 __all__ += ["Sigmoid", "SigmoidGrad", "Softmax", "TanhGrad"]
+# PyTorch's names and index reductions (issue 10)
+__all__ += ["argmax", "argmin", "cat", "clamp", "multinomial", "setitem", "torch_keywords"]
