@@ -4,12 +4,15 @@ from .attention import (AttentionLayer, MultiHeadAttention, Softmax, Transformer
                         TransformerLayer)
 from .basic import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, LeakyReLU, Linear,
                     ReLU, Residual, Sequential, Sigmoid, Tanh)
+from .containers import ModuleDict, ModuleList
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, ConvTranspose2d,
                    Dropout2d, MaxPool2d)
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
+from .from_torch import copy_from_torch
+from . import functional
 
 __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLoss",
            "BatchNorm1d", "BatchNorm2d", "Conv", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss",
@@ -18,3 +21,4 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
            "TransformerLayer", "summary"]
+__all__ += ["ModuleDict", "ModuleList", "copy_from_torch", "functional"]
