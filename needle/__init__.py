@@ -24,9 +24,15 @@ from .serialization import load, save
 
 # PyTorch's dim=/keepdim= keywords at the ndl level (the ops themselves stay unwrapped: they are
 # on the hot path of every layer)
-(summation, mean, max, logsumexp, softmax, logsoftmax, stack, concatenate,  # noqa: A001
- split) = (ops.torch_keywords(f) for f in (summation, mean, max, logsumexp, softmax,
-                                            logsoftmax, stack, concatenate, split))
+summation = ops.torch_keywords(ops.summation)
+mean = ops.torch_keywords(ops.mean)
+max = ops.torch_keywords(ops.max)  # noqa: A001
+logsumexp = ops.torch_keywords(ops.logsumexp)
+softmax = ops.torch_keywords(ops.softmax)
+logsoftmax = ops.torch_keywords(ops.logsoftmax)
+stack = ops.torch_keywords(ops.stack)
+concatenate = ops.torch_keywords(ops.concatenate)
+split = ops.torch_keywords(ops.split)
 log_softmax = logsoftmax
 
 __version__ = "0.1.0"

@@ -77,6 +77,7 @@ class Subset(Dataset):
     def __init__(self, dataset: Dataset, indices: Sequence[int] | np.ndarray):
         super().__init__()
         self.dataset = dataset
+        self.takes_index_arrays = takes_index_arrays(dataset)
         self.indices = np.asarray(indices, dtype=np.int64)
         if self.indices.ndim != 1:
             raise ValueError(f"Subset needs a 1-D array of indices, got shape "
@@ -84,10 +85,6 @@ class Subset(Dataset):
         if self.indices.size and not 0 <= self.indices.min() <= self.indices.max() < len(dataset):
             raise ValueError(f"Subset indices must lie in [0, {len(dataset)}), got values in "
                              f"[{self.indices.min()}, {self.indices.max()}]")
-
-    @property  # type: ignore[override]
-    def takes_index_arrays(self) -> bool:
-        return takes_index_arrays(self.dataset)
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -88,10 +88,11 @@ class Sequential(Module):
 
     def __init__(self, *modules: Module | OrderedDict[str, Module]):
         super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
-            self._names = tuple(modules[0])
-            modules = tuple(modules[0].values())
-        self.layers = modules
+        named = modules[0] if len(modules) == 1 and isinstance(modules[0], OrderedDict) else None
+        if named is not None:
+            self._names = tuple(named)
+        self.layers: tuple[Module, ...] = tuple(named.values()) if named is not None \
+            else modules  # type: ignore[assignment]
 
     def forward(self, x: Any) -> Any:
         for layer in self.layers:

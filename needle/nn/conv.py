@@ -177,8 +177,9 @@ class ConvTranspose2d(Conv2d):
         return weight, _uniform((c_out,), c_out * k_h * k_w, device, dtype) if bias else None
 
     def _convolve(self, x: Tensor) -> Tensor:
-        out = conv_transpose2d_nhwc(x, self.weight, self.stride, self.padding,
-                                    self.output_padding)
+        padding = self.padding
+        assert not isinstance(padding, str)  # refused in __init__
+        out = conv_transpose2d_nhwc(x, self.weight, self.stride, padding, self.output_padding)
         return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:
