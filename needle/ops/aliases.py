@@ -7,6 +7,8 @@ import functools
 import inspect
 from typing import Any, Callable, Sequence, TypeVar
 
+import numpy as np
+
 from ..autograd import Tensor, TensorTuple
 from .shape import concatenate
 
@@ -41,7 +43,7 @@ def cat(tensors: Sequence[Tensor] | TensorTuple, dim: int = 0) -> Tensor:
 def _arg_reduce(a: Tensor, dim: int | None, keepdim: bool, name: str) -> Tensor:
     values = a.numpy()
     index = getattr(values, name)(axis=dim, keepdims=keepdim)
-    return Tensor(index.astype("int64"), device=a.device, requires_grad=False)
+    return Tensor(np.asarray(index, dtype=np.int64), device=a.device, requires_grad=False)
 
 
 def argmax(a: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
