@@ -685,7 +685,7 @@ class Tensor(Value):
         """``x[index] = value`` (ints, slices, masks, integer arrays; value broadcast)."""
         if not self._records_inplace(value):
             target = value.cached_data if isinstance(value, Tensor) else value
-            if not self.cached_data.numpy().flags.writeable:
+            if not _writeable(self.cached_data):
                 self.cached_data = self.cached_data.compact() + 0
             self.cached_data[_array_index(index)] = target
             return
@@ -719,7 +719,7 @@ class Tensor(Value):
     def _write(self, value: NDArray) -> None:
         """Write ``value`` into this tensor's storage (a fresh one if it is read-only)."""
         _check_inplace_shape(self.shape, value.shape)
-        if self.cached_data.numpy().flags.writeable:
+        if _writeable(self.cached_data):
             self.cached_data[...] = value
         else:  # a broadcast view shares one element among many positions: copy first
             self.cached_data = value.astype(self.dtype).compact()
@@ -733,6 +733,11 @@ class Tensor(Value):
         with _grad_mode(create_graph):
             for leaf, grad in earlier:
                 leaf.grad = grad if leaf.grad is None else grad + leaf.grad
+
+
+def _writeable(array: NDArray) -> bool:
+    """False for a read-only view (numpy's broadcast views); CuPy arrays are writeable."""
+    return bool(getattr(array._array.flags, "writeable", True))
 
 
 def _all_true(t: Tensor) -> Tensor:

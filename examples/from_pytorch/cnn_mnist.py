@@ -157,7 +157,7 @@ def train(model: Net, split: Split, epochs: int = 2, batch_size: int = 64,
     train_loader = data.DataLoader(MNISTSplit(x_train, y_train, make_transform()), batch_size,
                                    shuffle=shuffle)
     test_loader = data.DataLoader(MNISTSplit(x_test, y_test, make_transform()), 500)
-    opt = ndl.optim.Adam([  # type: ignore[arg-type]  (param groups: issue 9)
+    opt = ndl.optim.Adam([
         {"params": model.features.parameters(), "lr": 2e-3},
         {"params": model.head.parameters(), "lr": 1e-3, "weight_decay": 1e-4}])
     scheduler = ndl.optim.ReduceLROnPlateau(opt, factor=0.5, patience=0)
