@@ -65,8 +65,10 @@ class CrossEntropyLoss(_Loss):
     "mean" averages over the others); ``label_smoothing`` ε mixes the one-hot target with
     the uniform: loss = (1 - ε) nll + ε mean_c(-log p_c). See ``functional.cross_entropy``."""
 
-    def __init__(self, weight: None = None, ignore_index: int = -100, reduction: str = "mean",
-                 label_smoothing: float = 0.0):
+    def __init__(self, weight: None | str = None, ignore_index: int = -100,
+                 reduction: str = "mean", label_smoothing: float = 0.0):
+        if isinstance(weight, str):  # needle's earlier CrossEntropyLoss(reduction) still works
+            weight, reduction = None, weight
         super().__init__(reduction)
         if weight is not None:
             raise NotImplementedError("CrossEntropyLoss(weight=...) (class weights) is not "
