@@ -68,9 +68,9 @@ class CrossEntropyLoss(_Loss):
     def __init__(self, weight: None | str = None, ignore_index: int = -100,
                  reduction: str = "mean", label_smoothing: float = 0.0):
         if isinstance(weight, str):  # needle's earlier CrossEntropyLoss(reduction) still works
-            weight, reduction = None, weight
+            reduction = weight
         super().__init__(reduction)
-        if weight is not None:
+        if weight is not None and not isinstance(weight, str):
             raise NotImplementedError("CrossEntropyLoss(weight=...) (class weights) is not "
                                       "supported; see docs/compat.md")
         if not 0.0 <= label_smoothing <= 1.0:
