@@ -3,9 +3,7 @@ the layouts: needle keeps Linear weights (in, out), conv weights (K_h, K_w, C_in
 recurrent weights (input, gates * hidden), the transposes of PyTorch's. PyTorch is never
 imported: the source is read through its ``state_dict()`` (anything with ``.numpy()``).
 
->>> import torch, needle as ndl
->>> layer = ndl.nn.Linear(3, 2)
->>> ndl.nn.copy_from_torch(layer, torch.nn.Linear(3, 2))  # doctest: +SKIP
+    layer = ndl.nn.copy_from_torch(ndl.nn.Linear(3, 2), torch.nn.Linear(3, 2))
 """
 
 from __future__ import annotations
