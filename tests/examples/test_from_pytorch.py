@@ -130,7 +130,7 @@ def test_cnn_first_epoch_follows_torch():
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_MNIST, reason="needs $NEEDLE_DATA/mnist")
 def test_cnn_on_the_mnist_split_matches_torch_accuracy_within_one_point():
-    ours, theirs = _cnn_run(8000, 2)
-    assert theirs["accuracy"] > 0.95
+    ours, theirs = _cnn_run(4000, 2)
+    assert theirs["accuracy"] > 0.85
     assert abs(ours["accuracy"] - theirs["accuracy"]) <= 0.01
     np.testing.assert_allclose(ours["lrs"], theirs["lrs"])
