@@ -99,8 +99,7 @@ class Op:
             grads = tuple(grads)
         elif not isinstance(grads, tuple):
             grads = (grads,)
-        check_adjoints(self, grads, node.inputs)
-        return grads
+        return check_adjoints(self, grads, node.inputs)
 
     def partial_adjoints(self, out_grad: Any, node: Any) -> tuple[Any, ...]:
         """What ``backward`` collects for each input: ``gradient_as_tuple`` unless the op
@@ -109,21 +108,35 @@ class Op:
         return self.gradient_as_tuple(out_grad, node)
 
 
-def check_adjoints(op: Op, grads: tuple[Any, ...], inputs: tuple[Any, ...]) -> None:
-    """Each adjoint has its input's shape and dtype, or an error naming the op (a custom op's
-    wrong ``gradient`` would otherwise surface much later, in the optimiser)."""
+def check_adjoints(op: Op, grads: tuple[Any, ...], inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Each adjoint has its input's shape, or an error naming the op (a custom op's wrong
+    ``gradient`` would otherwise surface much later, in the optimiser). A floating adjoint of
+    another floating dtype (a mixed-precision graph) is cast to the input's dtype, so a
+    gradient always has its tensor's dtype, as in PyTorch; any other dtype is an error."""
     if len(grads) != len(inputs):
         raise ValueError(f"{type(op).__name__}.gradient returned {len(grads)} adjoint(s) for "
                          f"{len(inputs)} input(s); return one per input (None where there is "
                          f"none)")
-    for i, (grad, x) in enumerate(zip(grads, inputs)):
-        if isinstance(grad, Tensor) and (grad.shape != x.shape or grad.dtype != x.dtype):
-            raise ValueError(f"{type(op).__name__}.gradient returned an adjoint of shape "
-                             f"{grad.shape} and dtype {grad.dtype} for input {i}, which has "
-                             f"shape {x.shape} and dtype {x.dtype}; they must match")
-        if grad is not None and not isinstance(grad, Value):
-            raise TypeError(f"{type(op).__name__}.gradient returned a {type(grad).__name__} for "
-                            f"input {i}; adjoints are Tensors built from needle ops (or None)")
+    if all(not isinstance(g, Tensor) or (g.shape == x.shape and g.dtype == x.dtype)
+           for g, x in zip(grads, inputs)):
+        return grads  # the usual case: nothing to fix
+    return tuple(_checked_adjoint(op, i, grad, x) for i, (grad, x) in enumerate(zip(grads,
+                                                                                     inputs)))
+
+
+def _checked_adjoint(op: Op, i: int, grad: Any, x: Any) -> Any:
+    if grad is not None and not isinstance(grad, Value):
+        raise TypeError(f"{type(op).__name__}.gradient returned a {type(grad).__name__} for "
+                        f"input {i}; adjoints are Tensors built from needle ops (or None)")
+    if not isinstance(grad, Tensor) or (grad.shape == x.shape and grad.dtype == x.dtype):
+        return grad
+    both_floating = np.issubdtype(grad.dtype, np.floating) and \
+        np.issubdtype(x.dtype, np.floating)
+    if grad.shape != x.shape or not both_floating:
+        raise ValueError(f"{type(op).__name__}.gradient returned an adjoint of shape "
+                         f"{grad.shape} and dtype {grad.dtype} for input {i}, which has "
+                         f"shape {x.shape} and dtype {x.dtype}; they must match")
+    return ops.astype(grad, x.dtype)
 
 
 def _compute_result(op: Op, data: Any, inputs: Sequence[Value]) -> Any:

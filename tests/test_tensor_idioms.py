@@ -263,14 +263,21 @@ def test_a_wrong_adjoint_shape_fails_at_backward_naming_the_op():
 def test_a_wrong_adjoint_dtype_or_count_fails_naming_the_op():
     class WrongDtype(_WrongShape):
         def gradient(self, out_grad, node):
+            return out_grad.long()
+
+    class OtherFloat(_WrongShape):
+        def gradient(self, out_grad, node):
             return out_grad.double()
 
     class TooMany(_WrongShape):
         def gradient(self, out_grad, node):
             return out_grad, out_grad
 
-    with pytest.raises(ValueError, match="WrongDtype.*dtype float64.*dtype float32"):
+    with pytest.raises(ValueError, match="WrongDtype.*dtype int64.*dtype float32"):
         WrongDtype()(ndl.Tensor(_a(2))).sum().backward()
+    x = ndl.Tensor(_a(2))
+    OtherFloat()(x).sum().backward()  # another float dtype: cast back (mixed precision)
+    assert x.grad.dtype == np.float32
     with pytest.raises(ValueError, match="TooMany.gradient returned 2 adjoint"):
         TooMany()(ndl.Tensor(_a(2))).sum().backward()
 
