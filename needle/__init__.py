@@ -12,7 +12,7 @@ from types import ModuleType
 
 from . import backend_ndarray, ops
 from . import data, init, nn, optim
-from . import models
+from . import models, testing
 from . import interop, onnx
 from .autograd import Tensor, TensorTuple, Value, enable_grad, is_grad_enabled, no_grad
 from .backend_ndarray import all_devices, cpu, cpu_numpy, cuda, default_device
@@ -24,9 +24,22 @@ from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate
                   power, power_scalar, relu, reshape, sigmoid, softmax, split, sqrt, stack, sub,
                   summation, tanh, transpose, tuple_get_item, undilate, where)
 from .interop import from_dlpack
-from .ops import amax as max  # noqa: A004  (the contract's name; ops.amax shadows nothing)
+from .ops import argmax, argmin, cat, clamp, multinomial
 from .reference import is_reference_mode, reference_mode
 from .serialization import load, save
+
+# PyTorch's dim=/keepdim= keywords at the ndl level (the ops themselves stay unwrapped: they are
+# on the hot path of every layer)
+summation = ops.torch_keywords(ops.summation)
+mean = ops.torch_keywords(ops.mean)
+max = ops.torch_keywords(ops.amax)  # noqa: A001  (the contract's values-only max)
+logsumexp = ops.torch_keywords(ops.logsumexp)
+softmax = ops.torch_keywords(ops.softmax)
+logsoftmax = ops.torch_keywords(ops.logsoftmax)
+stack = ops.torch_keywords(ops.stack)
+concatenate = ops.torch_keywords(ops.concatenate)
+split = ops.torch_keywords(ops.split)
+log_softmax = logsoftmax
 
 __version__ = "0.1.0"
 

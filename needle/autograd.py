@@ -9,6 +9,7 @@ walks it once in reverse topological order, sums the partial adjoints of each no
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from typing import Any, Iterable, Sequence
 
@@ -19,7 +20,7 @@ from .backend_ndarray import Axes, Device, NDArray, Shape
 from . import grad_mode, tensor_methods
 from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad
 from .reference import is_reference_mode
-from .tensor_methods import TensorMethods
+from .tensor_methods import TensorMethods, _device_named, _is_device_name
 
 
 # ---------------------------------------------------------------------------- ops
@@ -49,10 +50,10 @@ class Op:
 
     def gradient_as_tuple(self, out_grad: Any, node: Any) -> tuple[Any, ...]:
         """``gradient`` as a tuple of plain Values (deferred adjoints computed), as the
-        needle course's gradient checks expect."""
+        needle course's gradient checks expect; each checked against its input."""
         grads = as_tuple(self.gradient(out_grad, node))
-        return tuple(g.value(x) if isinstance(g, DeferredAdjoint) else g
-                     for g, x in zip(grads, node.inputs))
+        return check_adjoints(self, tuple(g.value(x) if isinstance(g, DeferredAdjoint) else g
+                                          for g, x in zip(grads, node.inputs)), node.inputs)
 
 
 def as_tuple(grads: Any) -> tuple[Any, ...]:
@@ -60,6 +61,65 @@ def as_tuple(grads: Any) -> tuple[Any, ...]:
     if isinstance(grads, tuple):
         return grads
     return tuple(grads) if isinstance(grads, list) else (grads,)
+
+
+def check_adjoints(op: Op, grads: tuple[Any, ...], inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Each adjoint has its input's shape, or an error naming the op (a custom op's wrong
+    ``gradient`` would otherwise surface much later, in the optimiser). A floating adjoint of
+    another floating dtype (a mixed-precision graph) is cast to the input's dtype, so a
+    gradient always has its tensor's dtype, as in PyTorch; any other dtype is an error."""
+    if len(grads) != len(inputs):
+        raise ValueError(f"{type(op).__name__}.gradient returned {len(grads)} adjoint(s) for "
+                         f"{len(inputs)} input(s); return one per input (None where there is "
+                         f"none)")
+    if all(not isinstance(g, Tensor) or (g.shape == x.shape and g.dtype == x.dtype)
+           for g, x in zip(grads, inputs)):
+        return grads  # the usual case: nothing to fix
+    return tuple(_checked_adjoint(op, i, grad, x) for i, (grad, x) in enumerate(zip(grads,
+                                                                                     inputs)))
+
+
+def _checked_adjoint(op: Op, i: int, grad: Any, x: Any) -> Any:
+    if isinstance(grad, DeferredAdjoint):
+        return grad  # combined by its kind in backward; checked once it is a Tensor
+    if grad is not None and not isinstance(grad, Value):
+        raise TypeError(f"{type(op).__name__}.gradient returned a {type(grad).__name__} for "
+                        f"input {i}; adjoints are Tensors built from needle ops (or None)")
+    if not isinstance(grad, Tensor) or (grad.shape == x.shape and grad.dtype == x.dtype):
+        return grad
+    both_floating = np.issubdtype(grad.dtype, np.floating) and \
+        np.issubdtype(x.dtype, np.floating)
+    if grad.shape != x.shape or not both_floating:
+        raise ValueError(f"{type(op).__name__}.gradient returned an adjoint of shape "
+                         f"{grad.shape} and dtype {grad.dtype} for input {i}, which has "
+                         f"shape {x.shape} and dtype {x.dtype}; they must match")
+    return ops.astype(grad, x.dtype)
+
+
+def _compute_result(op: Op, data: Any, inputs: Sequence[Value]) -> Any:
+    """What ``op.compute`` returned, as an NDArray: numpy arrays and numbers are wrapped on the
+    inputs' device; anything else is a clear error naming the op."""
+    if isinstance(data, tuple):
+        return tuple(_compute_result(op, d, inputs) for d in data)
+    if isinstance(data, NDArray):
+        return data
+    if isinstance(data, (np.ndarray, np.generic, int, float, bool)):
+        device = next((x.cached_data.device for x in inputs if isinstance(x, Tensor)), None)
+        array = np.asarray(data)
+        return NDArray(array, device=device, dtype=array.dtype)
+    raise TypeError(f"{type(op).__name__}.compute returned a {type(data).__name__}; compute "
+                    f"must return an NDArray (numpy arrays are wrapped)")
+
+
+def _input_arrays(op: Op, inputs: Sequence[Any]) -> list[Any]:
+    """The inputs' arrays, or a clear error when an input is not a Tensor (a number meant
+    for the op's constructor, an array meant to be wrapped)."""
+    bad = next((i for i, x in enumerate(inputs) if not isinstance(x, Value)), None)
+    if bad is not None:
+        raise TypeError(f"{type(op).__name__} got a {type(inputs[bad]).__name__} as input {bad}; "
+                        f"ops take Tensors: pass numbers to the op's __init__ (as "
+                        f"AddScalar(2.0) does) or wrap arrays in ndl.Tensor(...)")
+    return [x.cached_data for x in inputs]
 
 
 class TensorOp(Op):
@@ -121,10 +181,15 @@ class Value:
     def make_from_op(cls, op: Op, inputs: Sequence[Value]) -> Any:
         """Compute ``op`` on ``inputs`` now; record the edge when a gradient may flow."""
         value = object.__new__(cls)
-        value.cached_data = op.compute(*[x.cached_data for x in inputs])
+        try:
+            arrays = [x.cached_data for x in inputs]
+        except AttributeError:
+            arrays = _input_arrays(op, inputs)
+        data = op.compute(*arrays)
         value.saved = value.grad = None
         if op.saves:
-            value.cached_data, value.saved = value.cached_data
+            data, value.saved = data
+        value.cached_data = data if type(data) is NDArray else _compute_result(op, data, inputs)
         if grad_mode.enabled and op.differentiable:
             for x in inputs:
                 if x.requires_grad:
@@ -213,19 +278,28 @@ class Tensor(TensorMethods, Value):
         """A new leaf sharing this Tensor's values, cut off from the graph."""
         return Tensor.make_const(self.cached_data)
 
-    def to(self, device: Device) -> Tensor:
-        """This Tensor's values on ``device`` (a new leaf unless already there)."""
-        if device is self.device:
-            return self
-        return Tensor.make_const(self.cached_data.to(device), self.requires_grad)
+    def to(self, device: Device | str | Any = None, dtype: Any = None) -> Tensor:
+        """This Tensor on ``device`` (a Device, "cpu" or "cuda"; a new leaf unless already
+        there) and/or in ``dtype``; ``to(dtype)`` alone converts like ``astype``."""
+        if device is not None and not isinstance(device, Device) and not _is_device_name(device):
+            device, dtype = None, device  # to(dtype)
+        out = self if dtype is None else self.astype(dtype)
+        target = _device_named(device) if isinstance(device, str) else device
+        if target is None or target is out.device:
+            return out
+        return Tensor.make_const(out.cached_data.to(target), out.requires_grad)
 
     # ------------------------------------------------------------------ autograd
     def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool | None = None,
-                 create_graph: bool = False) -> None:
+                 create_graph: bool = False, accumulate: bool = False) -> None:
         """Set ``.grad`` on every tensor this one depends on (fresh values, not summed into
         earlier ones). ``out_grad`` defaults to ones for a one-element tensor. The graph is
         freed afterwards unless ``retain_graph`` (default: ``create_graph``); with
-        ``create_graph`` the gradients themselves are recorded, for higher derivatives."""
+        ``create_graph`` the gradients themselves are recorded, for higher derivatives.
+        With ``accumulate=True`` the leaves' new gradients are added to the ``.grad`` they
+        already hold (PyTorch's behaviour, for gradient accumulation over micro-batches)."""
+        if accumulate:
+            return self._backward_accumulating(out_grad, retain_graph, create_graph)
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input "
                                "had requires_grad=True, or it was computed under no_grad()")
@@ -323,7 +397,9 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
             node.grad = sum_node_list(partial_adjoints, node)
             if node.op is None:
                 continue
-            for x, grad in zip(node.inputs, as_tuple(node.op.gradient(node.grad, node))):
+            grads = check_adjoints(node.op, as_tuple(node.op.gradient(node.grad, node)),
+                                   node.inputs)
+            for x, grad in zip(node.inputs, grads):
                 if grad is not None and x.requires_grad:
                     node_to_output_grads.setdefault(x, []).append(grad)
     if not retain_graph:
@@ -340,3 +416,6 @@ def free_graph(nodes: Iterable[Value]) -> None:
 from . import ops  # noqa: E402  (ops are built on Tensor, defined above)
 
 tensor_methods.ops = ops  # what Tensor's operators and methods call
+# and what its in-place updates build on (tensor_methods cannot import this module)
+tensor_methods.Tensor, tensor_methods.Value = Tensor, Value  # type: ignore[misc]
+tensor_methods.find_topo_sort = find_topo_sort  # type: ignore[assignment]

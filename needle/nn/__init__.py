@@ -4,6 +4,7 @@ from .attention import (AttentionLayer, MultiHeadAttention, Softmax, Transformer
                         TransformerLayer)
 from .basic import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, LeakyReLU, Linear,
                     ReLU, Residual, Sequential, Sigmoid, Tanh)
+from .containers import ModuleDict, ModuleList
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, ConvTranspose2d,
                    Dropout2d, MaxPool2d)
 from .conv_bn import ConvBatchNorm2d
@@ -11,7 +12,8 @@ from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
-from . import utils
+from . import functional, utils
+from .from_torch import copy_from_torch
 
 __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLoss",
            "BatchNorm1d", "BatchNorm2d", "Conv", "Conv2d", "ConvBatchNorm2d", "ConvTranspose2d", "CrossEntropyLoss",
@@ -20,3 +22,4 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
            "TransformerLayer", "summary", "utils"]
+__all__ += ["ModuleDict", "ModuleList", "copy_from_torch", "functional"]
