@@ -35,7 +35,7 @@ def test_train_on_digits_writes_history_curves_and_model(tmp_path):
     assert f"{history[-1]['test_acc']:.4f}" in lines[-1]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     weights = ndl.load(out / "model.safetensors")
-    assert weights["layers.1.weight"].shape == (64, 100)
+    assert weights["modules.1.weight"].shape == (64, 100)
 
 
 def test_resume_continues_the_run(tmp_path, capsys):

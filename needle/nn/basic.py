@@ -72,22 +72,27 @@ class Sigmoid(Module):
 
 
 class Sequential(Module):
-    """Applies ``modules`` in order."""
+    """Applies ``modules`` in order; ``.modules`` is the tuple of them (as in the course)."""
 
     def __init__(self, *modules: Module):
         super().__init__()
-        self.layers = modules
+        self.modules = modules
+
+    @property
+    def layers(self) -> tuple[Module, ...]:
+        """The children, by their older name (``.modules``)."""
+        return self.modules
 
     def forward(self, x: Any) -> Any:
-        for layer in self.layers:
-            x = layer(x)
+        for module in self.modules:
+            x = module(x)
         return x
 
     def __getitem__(self, index: int) -> Module:
-        return self.layers[index]
+        return self.modules[index]
 
     def __len__(self) -> int:
-        return len(self.layers)
+        return len(self.modules)
 
 
 class Residual(Module):

@@ -113,7 +113,10 @@ def divide(lhs: Any, rhs: Any) -> Tensor:
         return DivScalar(rhs)(lhs)
     if is_scalar(lhs):
         return MulScalar(lhs)(PowerScalar(-1)(rhs))
-    return EWiseDiv()(*binary_operands(lhs, rhs))
+    lhs, rhs = binary_operands(lhs, rhs)
+    if lhs.dtype.kind in "biu":  # true division of integers gives float32 (PyTorch)
+        lhs, rhs = astype(lhs, "float32"), astype(rhs, "float32")
+    return EWiseDiv()(lhs, rhs)
 
 
 def divide_scalar(a: Tensor, scalar: float) -> Tensor:
