@@ -476,7 +476,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                     description="needle's command line (python -m needle COMMAND --help for "
                                 "a command's options)")
     commands = parser.add_subparsers(dest="command", required=True)
-    subparsers = {}
+    subparsers: dict[str, argparse.ArgumentParser] = {}
     for name, (add_arguments, run) in COMMANDS.items():
         summary = (run.__doc__ or "").strip().splitlines()[:1]
         sub = subparsers[name] = commands.add_parser(
