@@ -92,7 +92,7 @@ class Optimizer:
     state_names: tuple[str, ...] = ()
     hyper_names: tuple[str, ...] = ("lr",)
 
-    def __init__(self, params: Iterable[Parameter], lr: float):
+    def __init__(self, params: Iterable[Parameter], lr: float = 0.01):
         self.params = list(params)
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")

@@ -215,6 +215,22 @@ def test_mixed_dtypes_follow_pytorch_promotion(lhs_shape, lhs_dtype, rhs_shape, 
         assert needle_fn(x, y).dtype == want, f"{op}: {a.dtype}{a.shape}, {b.dtype}{b.shape}"
 
 
+@pytest.mark.parametrize("dtype", ["bool", "int64", "uint8", "float32", "float64"])
+@pytest.mark.parametrize("scalar", [2, 2.5, np.float64(2.5)])
+def test_python_numbers_promote_like_pytorch(dtype, scalar):
+    a = np.ones(3, dtype)
+    x, t = ndl.Tensor(a, dtype=a.dtype), torch.tensor(a)
+    number = float(scalar) if isinstance(scalar, np.floating) else scalar
+    pairs = [(x + scalar, t + number), (x * scalar, t * number), (x / scalar, t / number),
+             (scalar * x, number * t), (scalar / x, number / t)]
+    if dtype != "bool":
+        pairs.append((x ** scalar, t ** number))
+    if dtype not in ("bool", "uint8"):  # numpy refuses uint8 - 2 (PyTorch wraps around)
+        pairs.append((x - scalar, t - number))
+    for got, want in pairs:
+        assert got.dtype == want.numpy().dtype, (dtype, scalar)
+
+
 def test_mixed_precision_gradients_come_back_in_each_inputs_dtype():
     a = ndl.Tensor(np.random.randn(3, 4).astype(np.float32))
     b = ndl.Tensor(np.random.randn(3, 4))
