@@ -150,6 +150,10 @@ FREED = _FreedGraph()
 
 
 # ---------------------------------------------------------------------------- values
+#: The number of live Values (Tensors and TensorTuples): course code checks it for leaks.
+TENSOR_COUNTER = 0
+
+
 class Value:
     """A node of the graph: its value, and the op and inputs that produced it."""
 
@@ -162,6 +166,10 @@ class Value:
     requires_grad: bool
     grad: Any
 
+    def __del__(self) -> None:
+        global TENSOR_COUNTER
+        TENSOR_COUNTER -= 1
+
     def realize_cached_data(self) -> Any:
         return self.cached_data
 
@@ -170,6 +178,8 @@ class Value:
 
     def _init(self, op: Op | None, inputs: tuple[Value, ...], cached_data: Any,
               requires_grad: bool) -> None:
+        global TENSOR_COUNTER
+        TENSOR_COUNTER += 1
         self.op = op
         self.inputs = inputs
         self.cached_data = cached_data
@@ -180,12 +190,14 @@ class Value:
     @classmethod
     def make_from_op(cls, op: Op, inputs: Sequence[Value]) -> Any:
         """Compute ``op`` on ``inputs`` now; record the edge when a gradient may flow."""
-        value = object.__new__(cls)
+        global TENSOR_COUNTER
         try:
             arrays = [x.cached_data for x in inputs]
         except AttributeError:
             arrays = _input_arrays(op, inputs)
         data = op.compute(*arrays)
+        value = object.__new__(cls)
+        TENSOR_COUNTER += 1
         value.saved = value.grad = None
         if op.saves:
             data, value.saved = data
@@ -242,8 +254,8 @@ class Tensor(TensorMethods, Value):
 
     ``Tensor(array, device=None, dtype=None, requires_grad=True)`` takes a list, number,
     numpy array (both copied), NDArray or Tensor (shared when device and dtype match).
-    Python numbers and float64 arrays become float32; integer and boolean numpy arrays keep
-    their dtype and never require a gradient.
+    Python numbers and lists become float32; a numpy array keeps its dtype (float64 stays
+    float64, as with ``torch.tensor``); integer and boolean tensors never require a gradient.
     """
 
     __slots__ = ()
@@ -266,13 +278,10 @@ class Tensor(TensorMethods, Value):
 
     @data.setter
     def data(self, value: Tensor | NDArray | Any) -> None:
-        """Replace the values without recording anything (optimiser updates)."""
-        new = value.cached_data if isinstance(value, Tensor) else _to_ndarray(value, self.device,
-                                                                              self.dtype)
-        if new.shape != self.shape:
-            raise ValueError(f"cannot assign data of shape {new.shape} to a tensor of "
-                             f"shape {self.shape}")
-        self.cached_data = new
+        """Replace the values without recording anything (optimiser updates); the tensor
+        takes the new value's shape, as in PyTorch and the needle course."""
+        self.cached_data = value.cached_data if isinstance(value, Tensor) else \
+            _to_ndarray(value, self.device, self.dtype)
 
     def detach(self) -> Tensor:
         """A new leaf sharing this Tensor's values, cut off from the graph."""
@@ -293,7 +302,7 @@ class Tensor(TensorMethods, Value):
     def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool | None = None,
                  create_graph: bool = False, accumulate: bool = False) -> None:
         """Set ``.grad`` on every tensor this one depends on (fresh values, not summed into
-        earlier ones). ``out_grad`` defaults to ones for a one-element tensor. The graph is
+        earlier ones). ``out_grad`` defaults to ones of this tensor's shape. The graph is
         freed afterwards unless ``retain_graph`` (default: ``create_graph``); with
         ``create_graph`` the gradients themselves are recorded, for higher derivatives.
         With ``accumulate=True`` the leaves' new gradients are added to the ``.grad`` they
@@ -303,10 +312,7 @@ class Tensor(TensorMethods, Value):
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input "
                                "had requires_grad=True, or it was computed under no_grad()")
-        if out_grad is None:
-            if self.size != 1:
-                raise RuntimeError(f"backward() without out_grad needs a one-element tensor, "
-                                   f"got shape {self.shape}; pass out_grad of that shape")
+        if out_grad is None:  # the contract: ones of the output's shape, for any shape
             out_grad = Tensor.make_const(nd.full(self.shape, 1, self.dtype, self.device))
         elif out_grad.shape != self.shape:
             raise ValueError(f"out_grad has shape {out_grad.shape}, expected the output's "
@@ -318,8 +324,8 @@ class Tensor(TensorMethods, Value):
 
 def _to_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
     """``array`` as an NDArray on ``device``: NDArrays and Tensors are shared when device and
-    dtype already match, anything else is copied. Without a dtype, Python numbers and
-    float64 arrays become float32; other numpy dtypes are kept."""
+    dtype already match, anything else is copied. Without a dtype, Python numbers and lists
+    become float32 (integers too); numpy arrays and numbers keep their dtype."""
     if isinstance(array, Tensor):
         array = array.cached_data
     if isinstance(array, NDArray):
@@ -328,9 +334,8 @@ def _to_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
         return NDArray(array, device=device or array.device, dtype=dtype or array.dtype)
     if dtype is None:
         host = np.asarray(array)
-        from_python = not isinstance(array, np.ndarray)
-        if host.dtype == np.float64 or (from_python and host.dtype.kind in "iu"):
-            dtype = "float32"
+        from_numpy = isinstance(array, (np.ndarray, np.generic))
+        dtype = host.dtype if from_numpy or host.dtype.kind not in "iuf" else "float32"
         array = host
     return NDArray(array, device=device, dtype=dtype)
 

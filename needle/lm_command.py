@@ -42,15 +42,16 @@ PTB_FILES = ("ptb.valid.txt", "ptb.test.txt")
 def add_lm_options(parser: argparse.ArgumentParser) -> None:
     """The language models' own flags of ``python -m needle train``."""
     group = parser.add_argument_group("language models (lstm_lm, transformer_lm, ...)")
-    group.add_argument("--embedding-size", type=int, default=200)
-    group.add_argument("--num-layers", type=int, default=1)
+    group.add_argument("--embedding-size", type=int, default=200, help="word vector size")
+    group.add_argument("--num-layers", type=int, default=1, help="stacked recurrent layers")
     group.add_argument("--num-heads", type=int, default=4, help="Transformer only")
     group.add_argument("--dim-head", type=int, default=32, help="Transformer only")
     group.add_argument("--bptt", type=int, default=35, help="tokens per BPTT window")
     group.add_argument("--clip", type=float, default=0.25,
                        help="gradient-norm clipping (0: none)")
     group.add_argument("--max-lines", type=int, default=None,
-                       help="read only the first lines of each text file (quick runs)")
+                       help="read only the first lines of each text file (quick runs; "
+                            "None: all)")
 
 
 def load_ptb(folder: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def lm_config(args: argparse.Namespace, vocab_size: int) -> dict[str, Any]:
 
 def build_language_model(vocab_size: int, args: argparse.Namespace) -> LanguageModel:
     if getattr(args, "dataset", "ptb") != "ptb":
-        raise SystemExit(f"--model {args.model} trains on --dataset ptb, not {args.dataset}")
+        raise ValueError(f"--model {args.model} trains on --dataset ptb, not {args.dataset}")
     return LanguageModel(**lm_config(args, vocab_size))
 
 
@@ -98,11 +99,11 @@ def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True,
                         help="model.safetensors (or checkpoint.safetensors) of a language "
                              "model trained by `python -m needle train`")
-    parser.add_argument("--prompt", default="the")
+    parser.add_argument("--prompt", default="the", help="the words to continue")
     parser.add_argument("--length", type=int, default=30, help="words to generate")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--top-k", type=int, default=40, help="0: the whole vocabulary")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="numpy's global seed")
 
 
 def run_generate(args: argparse.Namespace) -> None:

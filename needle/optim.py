@@ -110,7 +110,9 @@ class Optimizer:
 
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, params: Iterable[Parameter] | Iterable[Group], defaults: Group):
+    def __init__(self, params: Iterable[Parameter] | Iterable[Group],
+                 defaults: Group | None = None):
+        defaults = {"lr": 0.01} if defaults is None else defaults  # the course's Optimizer(params)
         _check_positive(lr=defaults["lr"])
         self.defaults = defaults
         self.param_groups: list[Group] = []

@@ -5,8 +5,8 @@ can save a checkpoint after every epoch and resume from one: a checkpoint holds 
 the optimiser (moments, step counter), the scheduler, the history and numpy's global RNG
 state, so a resumed run continues bit-identically where it stopped.
 
-Other tasks plug in through ``epoch_fn``: any function ``(loader, model, loss_fn, opt)``
-returning ``(error_rate, mean_loss)`` or a dict of named metrics (e.g. ``{"loss": ...,
+Other tasks plug in through ``epoch_fn``: any function ``(loader, model, *, opt, loss_fn,
+progress)`` (called with keywords) returning ``(error_rate, mean_loss)`` or a dict of named metrics (e.g. ``{"loss": ...,
 "ppl": ...}``), recorded as ``train_<name>`` and ``test_<name>``.
 """
 
@@ -39,10 +39,12 @@ def _progress(iterable: Iterable[Any], enabled: bool, desc: str) -> Iterable[Any
     return tqdm(iterable, desc=desc, leave=False, dynamic_ncols=True)
 
 
-def epoch(dataloader: Iterable[Any], model: nn.Module, loss_fn: nn.Module | None = None,
-          opt: Optimizer | None = None, progress: bool = False) -> tuple[float, float]:
+def epoch(dataloader: Iterable[Any], model: nn.Module, opt: Optimizer | None = None, *,
+          loss_fn: nn.Module | None = None, progress: bool = False) -> tuple[float, float]:
     """One pass over ``dataloader``: training (``model.train()``, a step per batch) when
-    ``opt`` is given, else evaluation (``model.eval()``, no graph).
+    ``opt`` is given, else evaluation (``model.eval()``, no graph). The seed's and the
+    course's order: ``epoch(dataloader, model, opt)``; the loss (default ``SoftmaxLoss``)
+    is a keyword.
 
     Returns (error rate over all samples, mean of the per-batch losses)."""
     loss_fn = loss_fn or nn.SoftmaxLoss()
@@ -127,10 +129,10 @@ def fit(model: nn.Module, train_loader: Iterable[Any], opt: Optimizer, epochs: i
     for index in range(len(history), epochs):
         start, lr = time.perf_counter(), opt.lr
         entry: Metrics = {"epoch": index + 1}
-        result = epoch_fn(train_loader, model, loss_fn, opt, progress=progress)
+        result = epoch_fn(train_loader, model, opt=opt, loss_fn=loss_fn, progress=progress)
         entry.update({f"train_{k}": v for k, v in _as_metrics(result).items()})
         if test_loader is not None:
-            result = epoch_fn(test_loader, model, loss_fn, None, progress=progress)
+            result = epoch_fn(test_loader, model, opt=None, loss_fn=loss_fn, progress=progress)
             entry.update({f"test_{k}": v for k, v in _as_metrics(result).items()})
         if scheduler is not None:
             scheduler.step()

@@ -83,46 +83,52 @@ class Sigmoid(Module):
 
 
 class Sequential(Module):
-    """Applies ``modules`` in order. ``Sequential(OrderedDict(name=module, ...))`` names them
-    (``seq.name``, parameters ``name.weight``); a slice of a Sequential is a Sequential."""
+    """Applies ``modules`` in order; ``.modules`` is the tuple of them (as in the course).
+    ``Sequential(OrderedDict(name=module, ...))`` names them (``seq.name``, parameters
+    ``name.weight``); a slice of a Sequential is a Sequential."""
 
     def __init__(self, *modules: Module | OrderedDict[str, Module]):
         super().__init__()
         named = modules[0] if len(modules) == 1 and isinstance(modules[0], OrderedDict) else None
         if named is not None:
             self._names = tuple(named)
-        self.layers: tuple[Module, ...] = tuple(named.values()) if named is not None \
+        self.modules: tuple[Module, ...] = tuple(named.values()) if named is not None \
             else modules  # type: ignore[assignment]
 
+    @property
+    def layers(self) -> tuple[Module, ...]:
+        """The children, by their older name (``.modules``)."""
+        return self.modules
+
     def forward(self, x: Any) -> Any:
-        for layer in self.layers:
-            x = layer(x)
+        for module in self.modules:
+            x = module(x)
         return x
 
     def __getitem__(self, index: int | slice) -> Any:
         if not isinstance(index, slice):
-            return self.layers[index]
+            return self.modules[index]
         names = vars(self).get("_names")
         if names is None:
-            return Sequential(*self.layers[index])
-        return Sequential(OrderedDict(zip(names[index], self.layers[index])))
+            return Sequential(*self.modules[index])
+        return Sequential(OrderedDict(zip(names[index], self.modules[index])))
 
     def _members(self) -> Iterator[tuple[str, Any]]:
         names = vars(self).get("_names")
         if names is None:
             yield from super()._members()
             return
-        for name, layer in zip(names, self.layers):
+        for name, layer in zip(names, self.modules):
             yield from _walk(layer, name)
 
     def __getattr__(self, name: str) -> Module:  # only reached when normal lookup fails
         names = vars(self).get("_names", ())
         if name in names:
-            return vars(self)["layers"][names.index(name)]
+            return vars(self)["modules"][names.index(name)]
         raise AttributeError(f"'Sequential' object has no attribute {name!r}")
 
     def __len__(self) -> int:
-        return len(self.layers)
+        return len(self.modules)
 
 
 class Residual(Module):

@@ -67,12 +67,17 @@ class Module:
     def children(self) -> list[Module]:
         return [child for _, child in self.named_children()]
 
-    def modules(self) -> list[Module]:
-        """This module and every module below it, depth first."""
-        found = [self]
-        for child in self.children():
-            found.extend(child.modules())
-        return found
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(dotted path, module) for this module ("") and every module below it, depth
+        first, as PyTorch's ``named_modules``."""
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def submodules(self) -> list[Module]:
+        """This module and every module below it, depth first (PyTorch's ``modules()``: in
+        needle and the course, ``Sequential.modules`` is the tuple of its children)."""
+        return [module for _, module in self.named_modules()]
 
     def named_tensors(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
         """Every Tensor attribute below this module (parameters and buffers), by path."""
@@ -97,7 +102,7 @@ class Module:
 
     # ------------------------------------------------------------------ modes
     def train(self, mode: bool = True) -> Module:
-        for module in self.modules():
+        for module in self.submodules():
             module.training = mode
         return self
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor
+from .promotion import promote
 
 
 def is_scalar(value: Any) -> bool:
@@ -35,9 +36,14 @@ def broadcast_tensors(*tensors: Tensor) -> list[Tensor]:
 
 
 def binary_operands(lhs: Any, rhs: Any) -> list[Tensor]:
-    """Two operands as Tensors of one shape (either may be a number or numpy array)."""
-    if isinstance(lhs, Tensor) and isinstance(rhs, Tensor) and lhs.shape == rhs.shape:
+    """Two operands as Tensors of one shape and one dtype (either may be a number or numpy
+    array); dtypes follow PyTorch's promotion (``promotion.py``)."""
+    if isinstance(lhs, Tensor) and isinstance(rhs, Tensor) and lhs.shape == rhs.shape and \
+            lhs.dtype == rhs.dtype:
         return [lhs, rhs]  # the common case, on the hot path of every binary op
     like = lhs if isinstance(lhs, Tensor) else rhs
-    return broadcast_tensors(as_tensor(lhs, like), as_tensor(rhs, like))
+    lhs, rhs = as_tensor(lhs, like), as_tensor(rhs, like)
+    if lhs.dtype != rhs.dtype:
+        lhs, rhs = promote(lhs, rhs)
+    return broadcast_tensors(lhs, rhs)
 
