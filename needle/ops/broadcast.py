@@ -8,7 +8,6 @@ import numpy as np
 
 from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor
-from .promotion import promote
 
 
 def is_scalar(value: Any) -> bool:
@@ -44,6 +43,8 @@ def binary_operands(lhs: Any, rhs: Any) -> list[Tensor]:
     like = lhs if isinstance(lhs, Tensor) else rhs
     lhs, rhs = as_tensor(lhs, like), as_tensor(rhs, like)
     if lhs.dtype != rhs.dtype:
+        from .promotion import promote  # promotion builds on the elementwise ops, which use this
+
         lhs, rhs = promote(lhs, rhs)
     return broadcast_tensors(lhs, rhs)
 
