@@ -17,6 +17,8 @@ from __future__ import annotations
 import itertools
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
+
 from ..autograd import Tensor, TensorOp
 from ..backend_ndarray import NDArray
 
@@ -208,3 +210,62 @@ def _as_modules(modules: Iterable[Any]) -> list[Any]:
     if wrong:
         raise TypeError(f"Hooks expects Modules, got {', '.join(wrong)}")
     return found
+
+
+# ---------------------------------------------------------------------------- check_finite
+class HandleGroup:
+    """Several hook handles removed together (``remove()`` or leaving ``with``)."""
+
+    def __init__(self, handles: list[RemovableHandle]):
+        self.handles = handles
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def __enter__(self) -> HandleGroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def _named_modules(module: Any, prefix: str) -> list[tuple[str, Any]]:
+    found = [(prefix, module)]
+    for name, child in module.named_children():
+        found.extend(_named_modules(child, f"{prefix}.{name}" if prefix else name))
+    return found
+
+
+def _non_finite(value: Any) -> tuple[int, int, tuple[int, ...]] | None:
+    """(NaN count, Inf count, shape) of the first Tensor in ``value`` that is not finite."""
+    for tensor in _flatten(value):
+        if isinstance(tensor, Tensor) and np.issubdtype(tensor.dtype, np.floating):
+            host = tensor.numpy()
+            if not np.isfinite(host).all():
+                return int(np.isnan(host).sum()), int(np.isinf(host).sum()), tensor.shape
+    return None
+
+
+def check_finite(model: Any) -> HandleGroup:
+    """Forward hooks on ``model`` and every module below it that raise FloatingPointError
+    at the first module whose output holds NaN or Inf, naming it. Children finish before
+    their parents, so the module named is the innermost one that went wrong::
+
+        with nn.check_finite(model):
+            loss = loss_fn(model(x), y)
+    """
+    def check(name: str) -> Callable[..., None]:
+        def hook(module: Any, args: tuple[Any, ...], output: Any) -> None:
+            bad = _non_finite(output)
+            if bad is not None:
+                nans, infs, shape = bad
+                inputs = "finite" if _non_finite(args) is None else "not finite either"
+                raise FloatingPointError(
+                    f"check_finite: the output of {name or 'the model'} "
+                    f"({type(module).__name__}) holds {nans} NaN and {infs} Inf value(s) "
+                    f"(shape {shape}); its inputs were {inputs}")
+        return hook
+
+    return HandleGroup([module.register_forward_hook(check(name))
+                        for name, module in _named_modules(model, "")])
