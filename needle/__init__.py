@@ -20,8 +20,10 @@ from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate
                   power, power_scalar, relu, reshape, sigmoid, softmax, split, sqrt, stack, sub,
                   summation, tanh, transpose, tuple_get_item, undilate, where)
 from .serialization import load, save
+from . import viz
 from .anomaly import detect_anomaly
 from .gradcheck import gradcheck, gradgradcheck
+from .profiler import profile
 from .seed import manual_seed
 
 __version__ = "0.1.0"
