@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
+
 from . import optim
 from .backend_ndarray.buffers import allocated_bytes
 from .tracing import Tracer
@@ -51,11 +53,17 @@ def _arrays(data: Any) -> tuple[Any, ...]:
     return data if isinstance(data, tuple) else (data,)
 
 
+def _input_arrays(inputs: Sequence[Any]) -> Iterator[Any]:
+    """The inputs' arrays, lazily: only an output that is a view needs them."""
+    for x in inputs:
+        yield from _arrays(x.cached_data)
+
+
 def _synchronize(data: Any) -> None:
     """Wait for a GPU array's kernels (CuPy) so that the clock measures them."""
-    device = getattr(_arrays(data)[0], "device", None)
-    xp = device.module() if device is not None and device.enabled() else None
-    if xp is not None and hasattr(xp, "cuda"):
+    arrays = _arrays(data)
+    xp = arrays[0].device.xp if arrays else np
+    if xp is not np:
         xp.cuda.get_current_stream().synchronize()
 
 
@@ -86,8 +94,8 @@ class profile(Tracer):
         super().forward(op, inputs, value)
         _synchronize(value.cached_data)
         seconds = time.perf_counter() - start
-        sources = [a for x in inputs for a in _arrays(x.cached_data)]
-        nbytes = sum(allocated_bytes(a, sources) for a in _arrays(value.cached_data))
+        nbytes = sum(allocated_bytes(a, _input_arrays(inputs))
+                     for a in _arrays(value.cached_data))
         if self._nested:
             self._pending_bytes += nbytes  # counted in the enclosing backward/optimizer row
         else:
@@ -170,7 +178,10 @@ class profile(Tracer):
         lines += [f"{r.name:<{width}}{r.phase:<11}{r.calls:>8}{r.seconds * 1e3:>11.2f}"
                   f"{r.mean_seconds * 1e6:>11.1f}{100 * r.seconds / wall:>7.1f}%"
                   f"{_human_bytes(r.bytes):>12}" for r in rows]
+        rest = max(self.wall_seconds - self.total_seconds, 0.0)
         lines += ["-" * len(head),
+                  f"outside ops (Python between them: model code, data, RNG): "
+                  f"{rest * 1e3:.2f} ms ({100 * rest / wall:.1f} %)",
                   f"ops, backward and optimizer steps: {self.total_seconds * 1e3:.2f} ms of "
                   f"{self.wall_seconds * 1e3:.2f} ms wall time "
                   f"({100 * self.total_seconds / wall:.1f} %)"]

@@ -103,4 +103,22 @@ def test_table_lists_rows_and_the_total_against_wall_time():
                                 "Allocated"]
     assert lines[2].split()[0] == prof.rows()[0].name
     assert f"{prof.total_seconds * 1e3:.2f} ms of {prof.wall_seconds * 1e3:.2f} ms" in lines[-1]
-    assert len(prof.table(row_limit=2).splitlines()) == 2 + 2 + 2
+    assert lines[-2].startswith("outside ops")
+    assert len(prof.table(row_limit=2).splitlines()) == 2 + 2 + 3
+
+
+def test_train_profile_prints_the_table_after_the_first_epoch(tmp_path, capsys):
+    from needle import __main__ as cli
+
+    cli.main(["train", "--model", "mlp_resnet", "--dataset", "digits", "--epochs", "2",
+              "--profile", "--out", str(tmp_path / "run"), "--no-progress"])
+    lines = capsys.readouterr().out.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("epoch   1"))
+    assert lines[first + 1] == "profile of epoch 1:"
+    assert lines[first + 2].split()[:3] == ["Op", "Phase", "Calls"]
+    table = lines[first + 2:next(i for i, line in enumerate(lines) if line.startswith("epoch   2"))]
+    phases = {line.split()[1] for line in table[2:-3]}
+    assert phases == {"forward", "backward", "optimizer"}
+    assert table[-1].startswith("ops, backward and optimizer steps:")
+    assert sum(line.startswith("profile of") for line in lines) == 1
+    assert autograd._tracer is None

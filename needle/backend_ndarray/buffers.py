@@ -31,6 +31,8 @@ def held_bytes(arrays: Iterable[NDArray]) -> int:
 
 def allocated_bytes(output: NDArray, inputs: Iterable[NDArray]) -> int:
     """Bytes an op allocated for ``output``: 0 when it views one of its inputs' buffers."""
+    if output._array.base is None:  # owns its memory: the usual case, decided at once
+        return int(output._array.nbytes)
     root = owner(output)
     if any(owner(x) is root for x in inputs):
         return 0
