@@ -6,18 +6,22 @@ One box per node: ops show their class, output shape and dtype; leaves are marke
 Parameters (named by their path in ``model`` when given), other leaves that require grad,
 and constants (inputs that need no gradient) — and edges run from each input to the op that
 used it. The layout is our own, no Graphviz: nodes sit in rows by topological depth (the
-longest path from a leaf), ordered within a row by the mean position of their inputs.
+longest path from a leaf; a leaf just above its first use), an edge that spans several rows
+runs through a waypoint in each (so it never crosses a box), and a few sweeps down and up
+order each row by the mean position of its neighbours, to cut crossings (Sugiyama's
+layered drawing, in its simplest form).
 """
 
 from __future__ import annotations
 
 import html
 import os
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from .autograd import Tensor, TensorTuple, Value, find_topo_sort
 
-CHAR_WIDTH, LINE_HEIGHT, PAD = 7.0, 15.0, 8.0
+CHAR_WIDTH, LINE_HEIGHT, PAD, WAYPOINT_WIDTH = 7.0, 15.0, 8.0, 10.0
 ROW_GAP, COL_GAP, MARGIN = 46.0, 18.0, 20.0
 SWEEPS = 3  # down-and-up ordering passes of the layout
 STYLE = {  # kind: (fill, stroke, dash)
@@ -29,14 +33,27 @@ STYLE = {  # kind: (fill, stroke, dash)
 
 
 class _Box:
-    """A laid-out node: its lines of text, kind, size and position."""
+    """A laid-out node (or a waypoint of a long edge): text, kind, size, position and its
+    neighbours in the rows above (``ups``) and below (``downs``: box, entry point)."""
 
-    def __init__(self, node: Value, lines: list[str], kind: str):
+    def __init__(self, node: Value | None, lines: list[str], kind: str):
         self.node, self.lines, self.kind = node, lines, kind
-        self.width = max(len(line) for line in lines) * CHAR_WIDTH + 2 * PAD
+        self.width = max(len(line) for line in lines) * CHAR_WIDTH + 2 * PAD if lines \
+            else WAYPOINT_WIDTH
         self.height = len(lines) * LINE_HEIGHT + PAD
         self.x = self.y = 0.0
         self.depth = 0
+        self.ups: list[_Box] = []
+        self.downs: list[tuple[_Box, float]] = []
+
+
+@dataclass
+class Layout:
+    """Node boxes in topological order, and each edge as its chain of boxes (source,
+    waypoints, target) with the target's entry point (a fraction of its width)."""
+
+    boxes: list[_Box]
+    edges: list[tuple[list[_Box], float]]
 
 
 def _shape_text(value: Value) -> str:
@@ -71,52 +88,69 @@ def _roots(output: Any) -> list[Value]:
     return roots
 
 
-def layout(output: Any, names: dict[int, str] | None = None) -> list[_Box]:
+def layout(output: Any, names: dict[int, str] | None = None) -> Layout:
     """Boxes for every node reaching ``output``, placed in rows by topological depth."""
     order = find_topo_sort(_roots(output))
     boxes = {id(n): _Box(n, *_describe(n, names or {})) for n in order}
-    for node in order:  # inputs come first, so their depth is final
-        box = boxes[id(node)]
-        box.depth = 1 + max((boxes[id(x)].depth for x in node.inputs), default=-1)
-    consumers: dict[int, list[int]] = {}
-    for node in order:
-        for x in node.inputs:
-            consumers.setdefault(id(x), []).append(boxes[id(node)].depth)
-    for node in order:  # a leaf sits just above its first use, not in the top row
-        if not node.inputs and id(node) in consumers:
-            boxes[id(node)].depth = min(consumers[id(node)]) - 1
+    _assign_depths(order, boxes)
     rows: dict[int, list[_Box]] = {}
     for box in boxes.values():
         rows.setdefault(box.depth, []).append(box)
-    users: dict[int, list[tuple[_Box, float]]] = {}
-    for node in order:
-        for k, x in enumerate(node.inputs):
-            users.setdefault(id(x), []).append((boxes[id(node)], (k + 1) / (len(node.inputs) + 1)))
-    _stack(rows)
+    edges = [_connect(boxes[id(x)], boxes[id(n)], (k + 1) / (len(n.inputs) + 1), rows)
+             for n in order for k, x in enumerate(n.inputs)]
     for row in rows.values():
         _pack(row)
     for _ in range(SWEEPS):  # fewer crossings: order rows by where their neighbours are
         for depth in sorted(rows)[1:]:
-            _reorder(rows, depth, lambda b: [_center(boxes[id(x)]) for x in b.node.inputs])
+            _reorder(rows[depth], lambda b: [_center(u) for u in b.ups])
         for depth in sorted(rows, reverse=True)[1:]:
-            _reorder(rows, depth, lambda b: [u.x + u.width * at for u, at in users.get(
-                id(b.node), [])])
+            _reorder(rows[depth], lambda b: [d.x + d.width * at for d, at in b.downs])
+    _stack(rows)
     _center_rows(rows)
-    return [boxes[id(n)] for n in order]
+    return Layout([boxes[id(n)] for n in order], edges)
+
+
+def _assign_depths(order: list[Value], boxes: dict[int, _Box]) -> None:
+    """Ops one row below their deepest input; a leaf just above its first use."""
+    for node in order:  # inputs come first, so their depth is final
+        boxes[id(node)].depth = 1 + max((boxes[id(x)].depth for x in node.inputs), default=-1)
+    first_use: dict[int, int] = {}
+    for node in order:
+        for x in node.inputs:
+            first_use[id(x)] = min(first_use.get(id(x), 10**9), boxes[id(node)].depth)
+    for node in order:
+        if not node.inputs and id(node) in first_use:
+            boxes[id(node)].depth = first_use[id(node)] - 1
+
+
+def _connect(source: _Box, target: _Box, at: float, rows: dict[int, list[_Box]]
+             ) -> tuple[list[_Box], float]:
+    """The edge source -> target, through one waypoint per row it crosses."""
+    chain = [source]
+    for depth in range(source.depth + 1, target.depth):
+        waypoint = _Box(None, [], "waypoint")
+        waypoint.depth = depth
+        rows.setdefault(depth, []).append(waypoint)
+        chain.append(waypoint)
+    chain.append(target)
+    for upper, lower in zip(chain, chain[1:]):
+        lower.ups.append(upper)
+        upper.downs.append((lower, at if lower is target else 0.5))
+    return chain, at
 
 
 def _center(box: _Box) -> float:
     return box.x + box.width / 2
 
 
-def _reorder(rows: dict[int, list[_Box]], depth: int, anchors: Any) -> None:
+def _reorder(row: list[_Box], anchors: Any) -> None:
     """Sort one row by the mean x of each box's anchors (its own centre when it has none)."""
     def key(box: _Box) -> float:
         xs = anchors(box)
         return sum(xs) / len(xs) if xs else _center(box)
 
-    rows[depth].sort(key=key)
-    _pack(rows[depth])
+    row.sort(key=key)
+    _pack(row)
 
 
 def _pack(row: list[_Box]) -> None:
@@ -131,9 +165,12 @@ def _stack(rows: dict[int, list[_Box]]) -> None:
     """Place the rows top to bottom by depth."""
     y = MARGIN
     for depth in sorted(rows):
+        height = max((b.height for b in rows[depth] if b.node is not None), default=PAD)
         for box in rows[depth]:
             box.y = y
-        y += max(b.height for b in rows[depth]) + ROW_GAP
+            if box.node is None:
+                box.height = height  # a waypoint: the edge runs straight through the row
+        y += height + ROW_GAP
 
 
 def _center_rows(rows: dict[int, list[_Box]]) -> None:
@@ -144,9 +181,9 @@ def _center_rows(rows: dict[int, list[_Box]]) -> None:
             box.x += shift
 
 
-def to_svg(boxes: Sequence[_Box]) -> str:
+def to_svg(drawing: Layout) -> str:
     """The laid-out boxes and their edges as one SVG document."""
-    index = {id(b.node): b for b in boxes}
+    boxes = drawing.boxes
     width = max(b.x + b.width for b in boxes) + MARGIN
     height = max(b.y + b.height for b in boxes) + MARGIN
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
@@ -156,22 +193,26 @@ def to_svg(boxes: Sequence[_Box]) -> str:
              'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
              '<path d="M 0 0 L 10 5 L 0 10 z" fill="#5f6368"/></marker></defs>',
              '<g class="edges" fill="none" stroke="#5f6368" stroke-width="1.2">']
-    for box in boxes:
-        for k, x in enumerate(box.node.inputs):
-            parts.append(_edge(index[id(x)], box, (k + 1) / (len(box.node.inputs) + 1)))
+    parts += [_edge(chain, at) for chain, at in drawing.edges]
     parts.append("</g>")
     parts += [_node(i, box) for i, box in enumerate(boxes)]
     parts.append("</svg>")
     return "\n".join(parts)
 
 
-def _edge(source: _Box, target: _Box, at: float) -> str:
-    """A curve from the bottom of ``source`` to the top of ``target`` (``at`` of its width)."""
-    x1, y1 = source.x + source.width / 2, source.y + source.height
-    x2, y2 = target.x + target.width * at, target.y
-    mid = (y1 + y2) / 2
-    return (f'<path d="M {x1:.1f} {y1:.1f} C {x1:.1f} {mid:.1f} {x2:.1f} {mid:.1f} '
-            f'{x2:.1f} {y2:.1f}" marker-end="url(#arrow)"/>')
+def _edge(chain: list[_Box], at: float) -> str:
+    """One path: curves from row to row, straight down through each waypoint's row."""
+    source, target = chain[0], chain[-1]
+    x, y = _center(source), source.y + source.height
+    path = [f"M {x:.1f} {y:.1f}"]
+    for box in chain[1:]:
+        x2 = box.x + box.width * at if box is target else _center(box)
+        mid = (y + box.y) / 2
+        path.append(f"C {x:.1f} {mid:.1f} {x2:.1f} {mid:.1f} {x2:.1f} {box.y:.1f}")
+        x, y = x2, box.y + box.height
+        if box is not target:
+            path.append(f"L {x:.1f} {y:.1f}")
+    return f'<path d="{" ".join(path)}" marker-end="url(#arrow)"/>'
 
 
 def _node(i: int, box: _Box) -> str:

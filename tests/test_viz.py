@@ -47,13 +47,14 @@ def test_parameters_are_named_from_the_model_and_edges_point_down():
     root = ET.fromstring(viz.graph(loss, model=model))
     names = {_texts(g)[0] for g in _nodes(root) if g.get("class") == "node parameter"}
     assert names == {name for name, _ in model.named_parameters()}
-    boxes = viz.layout(loss)
-    index = {id(b.node): b for b in boxes}
-    for box in boxes:
+    drawing = viz.layout(loss)
+    index = {id(b.node): b for b in drawing.boxes}
+    for box in drawing.boxes:
         for inp in box.node.inputs:
             assert index[id(inp)].y + index[id(inp)].height < box.y
-    for a in boxes:
-        for b in boxes:
+    placed = drawing.boxes + [w for chain, _ in drawing.edges for w in chain[1:-1]]
+    for a in placed:  # nothing overlaps within a row, waypoints of long edges included
+        for b in placed:
             if a is not b and a.y == b.y:
                 assert a.x + a.width <= b.x or b.x + b.width <= a.x
 
