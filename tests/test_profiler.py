@@ -111,7 +111,8 @@ def test_train_profile_prints_the_table_after_the_first_epoch(tmp_path, capsys):
     from needle import __main__ as cli
 
     cli.main(["train", "--model", "mlp_resnet", "--dataset", "digits", "--epochs", "2",
-              "--profile", "--out", str(tmp_path / "run"), "--no-progress"])
+              "--num-blocks", "1", "--hidden-dim", "32", "--batch-size", "500", "--profile",
+              "--out", str(tmp_path / "run"), "--no-progress"])
     lines = capsys.readouterr().out.splitlines()
     first = next(i for i, line in enumerate(lines) if line.startswith("epoch   1"))
     assert lines[first + 1] == "profile of epoch 1:"
