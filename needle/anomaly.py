@@ -122,7 +122,8 @@ class detect_anomaly(Tracer):
     def adjoints(self, node: Any, partials: Sequence[Any]) -> None:
         super().adjoints(node, partials)
         for i, partial in enumerate(partials):
-            array = getattr(partial, "cached_data", None)
+            held = getattr(partial, "value", partial)  # a tuple element's deferred adjoint
+            array = getattr(held, "cached_data", None)
             for item in array if isinstance(array, tuple) else (array,):
                 nans, infs = (0, 0) if item is None else _count_bad(item, False)
                 if nans or infs:
