@@ -27,6 +27,11 @@ from .interop import from_dlpack
 from .ops import argmax, argmin, cat, clamp, multinomial
 from .reference import is_reference_mode, reference_mode
 from .serialization import load, save
+from . import viz
+from .anomaly import detect_anomaly
+from .gradcheck import gradcheck, gradgradcheck
+from .profiler import profile
+from .seed import manual_seed
 
 # PyTorch's dim=/keepdim= keywords at the ndl level (the ops themselves stay unwrapped: they are
 # on the hot path of every layer)

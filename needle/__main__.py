@@ -45,10 +45,11 @@ from typing import Any, Callable, NoReturn
 import numpy as np
 
 from . import data as ndl_data
-from . import lm_command, nn, optim
+from . import lm_command, nn, optim, viz
 from .backend_ndarray import allocator
 from .models import CNN, MLPResNet, ResNet9
 from .onnx import command as onnx_command
+from .profiler import profile
 from .serialization import atomic_write, load, save
 from .train import fit
 
@@ -234,6 +235,18 @@ def epoch_line(entry: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def epoch_printer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
+    """Logs each epoch (``RunLog``: printed, history and curves written); with
+    ``--profile``, the profile of the first epoch after it."""
+    def on_epoch(entry: dict[str, Any]) -> None:
+        args.log(entry)
+        prof = vars(args).pop("profiler", None)
+        if prof is not None:
+            prof.__exit__(None, None, None)
+            print(f"profile of epoch {entry['epoch']}:\n{prof.table(row_limit=25)}", flush=True)
+    return on_epoch
+
+
 def train_classifier(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
     """Mini-batch training with ``needle.train.fit``: softmax loss, shuffled batches,
     a checkpoint after every epoch."""
@@ -242,14 +255,15 @@ def train_classifier(model: nn.Module, data: Data, args: argparse.Namespace) -> 
     test_loader = ndl_data.DataLoader(data.test, args.batch_size)
     return fit(model, train_loader, opt, args.epochs, test_loader=test_loader,
                scheduler=make_scheduler(opt, args), resume=args.resume,
-               checkpoint=checkpoint_path(args.out), progress=args.progress, on_epoch=args.log)
+               checkpoint=checkpoint_path(args.out), progress=args.progress,
+               on_epoch=epoch_printer(args))
 
 
 def train_language_model(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
     """Truncated back-propagation through time with clipping (``needle.train_lm``)."""
     opt = make_optimizer(model, args)
     return lm_command.train_language_model(model, data, args, opt, make_scheduler(opt, args),
-                                           args.log)
+                                           epoch_printer(args))
 
 
 LOOPS: dict[str, Callable[[nn.Module, Data, argparse.Namespace], History]] = {
@@ -408,6 +422,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/latest", help="output folder")
     parser.add_argument("--resume", default=None, metavar="CKPT",
                         help="continue from a checkpoint written by an earlier run")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where the first epoch's time went, per op (ndl.profile)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction,
                         default=sys.stderr.isatty(), help="tqdm progress bars")
     for add_options in TRAIN_OPTIONS:
@@ -428,6 +444,8 @@ def run_train(args: argparse.Namespace) -> None:
     os.makedirs(args.out, exist_ok=True)
     _write_json({"model": args.model, "dataset": args.dataset},
                 os.path.join(args.out, "run.json"))
+    if args.profile:  # stopped and printed after the first epoch (epoch_printer)
+        args.profiler = profile().__enter__()
     history = LOOPS[data.kind](model, data, args)
     write_outputs(model, history, args.out)
     print(f"wrote {args.out}/history.json, curves.png, model.safetensors")
@@ -440,11 +458,37 @@ def run_train(args: argparse.Namespace) -> None:
               f"{args.dataset} images", flush=True)
 
 
+def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model and data flags of ``train``, a small batch, and the picture's path."""
+    add_train_arguments(parser)
+    parser.set_defaults(out="graph.svg", batch_size=8)
+    for action in parser._actions:  # --out names a file here, not a folder
+        if action.dest == "out":
+            action.help = "the picture: .svg, or .html (a page embedding the SVG)"
+
+
+def run_graph(args: argparse.Namespace) -> None:
+    """Draw one training step's loss graph as SVG or HTML (needle's own layout, no Graphviz)."""
+    np.random.seed(args.seed)
+    data = DATASETS[args.dataset](args)
+    if data.kind != "classification":
+        raise CLIError(f"graph draws a classifier's training step; --dataset "
+                       f"{args.dataset} trains a {data.kind.replace('_', ' ')}")
+    model = MODELS[args.model](data, args)
+    if os.path.dirname(args.out):
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    svg = viz.training_step(model, data.train, args.batch_size, args.out)
+    nodes = svg.count('<g class="node')
+    print(f"wrote {args.out}: {nodes} nodes, one training step of "
+          f"{args.model} on {args.dataset} (batch {args.batch_size})")
+
+
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], None]]] = {
     "train": (add_train_arguments, run_train),
     "generate": (lm_command.add_generate_arguments, lm_command.run_generate),
     "export": (onnx_command.add_export_arguments, onnx_command.run_export),
+    "graph": (add_graph_arguments, run_graph),
 }
 
 

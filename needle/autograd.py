@@ -8,6 +8,7 @@ walks it once in reverse topological order, sums the partial adjoints of each no
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import operator
@@ -21,6 +22,18 @@ from . import grad_mode, tensor_methods
 from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad
 from .reference import is_reference_mode
 from .tensor_methods import TensorMethods, _device_named, _is_device_name
+
+
+# ---------------------------------------------------------------------------- tracing
+#: The active ``needle.tracing.Tracer`` (anomaly detection, the profiler), or None. When
+#: None, tracing costs one ``is None`` test per op and per backward step, nothing else.
+_tracer: Any = None
+_NOT_TRACED = contextlib.nullcontext()
+
+
+def _backward_scope() -> Any:
+    """The active tracer's context for one backward pass (a no-op without a tracer)."""
+    return _NOT_TRACED if _tracer is None else _tracer.backward_pass()
 
 
 # ---------------------------------------------------------------------------- ops
@@ -195,12 +208,16 @@ class Value:
             arrays = [x.cached_data for x in inputs]
         except AttributeError:
             arrays = _input_arrays(op, inputs)
-        data = op.compute(*arrays)
         value = object.__new__(cls)
         TENSOR_COUNTER += 1
         value.saved = value.grad = None
-        if op.saves:
-            data, value.saved = data
+        if _tracer is None:
+            data = op.compute(*arrays)
+            if op.saves:
+                data, value.saved = data
+        else:
+            _tracer.forward(op, inputs, value)  # computes value.cached_data, and observes
+            data = value.cached_data
         value.cached_data = data if type(data) is NDArray else _compute_result(op, data, inputs)
         if grad_mode.enabled and op.differentiable:
             for x in inputs:
@@ -394,7 +411,7 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
     """Set ``.grad`` on every node reaching ``output_tensor``, summing all contributions."""
     reverse_topo_order = list(reversed(find_topo_sort([output_tensor])))
     node_to_output_grads: dict[Value, list[Any]] = {output_tensor: [out_grad]}
-    with _grad_mode(create_graph):
+    with _grad_mode(create_graph), _backward_scope():
         for node in reverse_topo_order:
             partial_adjoints = node_to_output_grads.pop(node, None)
             if partial_adjoints is None:  # no path from this node to the output
@@ -404,6 +421,8 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
                 continue
             grads = check_adjoints(node.op, as_tuple(node.op.gradient(node.grad, node)),
                                    node.inputs)
+            if _tracer is not None:
+                _tracer.adjoints(node, grads)
             for x, grad in zip(node.inputs, grads):
                 if grad is not None and x.requires_grad:
                     node_to_output_grads.setdefault(x, []).append(grad)

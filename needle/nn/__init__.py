@@ -8,6 +8,7 @@ from .containers import ModuleDict, ModuleList
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, ConvTranspose2d,
                    Dropout2d, MaxPool2d)
 from .conv_bn import ConvBatchNorm2d
+from .hooks import Hook, Hooks, RemovableHandle, check_finite
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
@@ -23,3 +24,4 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
            "TransformerLayer", "summary", "utils"]
 __all__ += ["ModuleDict", "ModuleList", "copy_from_torch", "functional"]
+__all__ += ["Hook", "Hooks", "RemovableHandle", "check_finite"]
