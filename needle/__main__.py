@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import data as ndl_data
-from . import nn, optim, train_lm
+from . import labs, nn, optim, train_lm
 from .models import CNN, MLPResNet, ResNet9
 from .serialization import save
 from .train import fit
@@ -320,6 +320,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], None]]] = {
     "train": (add_train_arguments, run_train),
     "generate": (train_lm.add_generate_arguments, train_lm.run_generate),
+    "lab": (labs.add_lab_arguments, labs.run_lab_command),
 }
 
 
