@@ -20,5 +20,6 @@ from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate
                   power, power_scalar, relu, reshape, sigmoid, softmax, split, sqrt, stack, sub,
                   summation, tanh, transpose, tuple_get_item, undilate, where)
 from .serialization import load, save
+from .solver import Solver
 
 __version__ = "0.1.0"
