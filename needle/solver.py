@@ -128,8 +128,14 @@ class Solver:
         options = {**self.DEFAULTS, **kwargs}
         self.update_rule = get_update_rule(options.pop("update_rule"))
         self.optim_config: Config = dict(options.pop("optim_config"))
-        for name, value in options.items():
-            setattr(self, name, value)
+        self.lr_decay: float = options["lr_decay"]
+        self.batch_size: int = options["batch_size"]
+        self.num_epochs: int = options["num_epochs"]
+        self.num_train_samples: int | None = options["num_train_samples"]
+        self.num_val_samples: int | None = options["num_val_samples"]
+        self.checkpoint_name: str | None = options["checkpoint_name"]
+        self.print_every: int = options["print_every"]
+        self.verbose: bool = options["verbose"]
         self._reset()
 
     def _reset(self) -> None:
