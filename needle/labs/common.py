@@ -8,11 +8,13 @@ in [0, 1], with int64 labels.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .. import data as ndl_data
+from .. import nn, optim
+from ..autograd import Tensor, no_grad
 
 Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
@@ -134,3 +136,77 @@ def save_curves(curves: dict[str, Sequence[float]], path: str, xlabel: str, ylab
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------- models
+Perturb = Callable[[Any, np.ndarray, np.ndarray], np.ndarray]
+
+
+def mnist_cnn(channels: tuple[int, ...] = (16, 32)) -> Any:
+    """The labs' MNIST classifier, N x 1 x 28 x 28 -> 10 scores: [Conv 3x3 - BatchNorm2d -
+    ReLU - MaxPool 2] per width in ``channels``, then Linear."""
+    from ..models import CNN
+
+    return CNN(1, 10, image_size=28, channels=channels)
+
+
+def train_classifier(model: Any, X: np.ndarray, y: np.ndarray, epochs: int,
+                     batch_size: int = 64, lr: float = 2e-3,
+                     perturb: Perturb | None = None) -> list[float]:
+    """Adam on the softmax loss over shuffled minibatches, the learning rate cosine-annealed
+    per epoch; ``perturb(model, x, y)`` replaces each batch (adversarial training). Returns
+    the mean loss of each epoch; leaves the model in eval mode."""
+    opt = optim.Adam(model.parameters(), lr=lr)
+    schedule = optim.CosineAnnealingLR(opt, T_max=epochs)
+    loss_fn = nn.SoftmaxLoss()
+    history = []
+    for _ in range(epochs):
+        model.train()
+        order, losses = np.random.permutation(len(X)), []
+        for start in range(0, len(X), batch_size):
+            batch = order[start:start + batch_size]
+            x_batch = X[batch] if perturb is None else perturb(model, X[batch], y[batch])
+            model.train()
+            loss = loss_fn(model(Tensor(x_batch)), Tensor(y[batch]))
+            opt.reset_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.numpy()))
+        schedule.step()
+        history.append(float(np.mean(losses)))
+    model.eval()
+    return history
+
+
+def predict_scores(model: Any, X: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """Scores (N, C) of the model in eval mode, without recording a graph."""
+    model.eval()
+    with no_grad():
+        return np.concatenate([model(Tensor(X[s:s + batch_size])).numpy()
+                               for s in range(0, len(X), batch_size)])
+
+
+def accuracy(model: Any, X: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(predict_scores(model, X).argmax(axis=1) == y))
+
+
+def freeze(model: Any) -> Any:
+    """Eval mode, and no parameter requires a gradient: only inputs get gradients."""
+    for parameter in model.parameters():
+        parameter.requires_grad = False
+    return model.eval()
+
+
+def unfreeze(model: Any) -> Any:
+    for parameter in model.parameters():
+        parameter.requires_grad = True
+    return model
+
+
+def input_gradient(model: Any, X: np.ndarray, objective: Callable[[Tensor], Tensor]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(d objective(model(x)) / dx, scores) for a batch X through the frozen model."""
+    image = Tensor(X, requires_grad=True)
+    scores = model(image)
+    objective(scores).backward()
+    return image.grad.numpy(), scores.numpy()
