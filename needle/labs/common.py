@@ -8,7 +8,7 @@ in [0, 1], with int64 labels.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -118,7 +118,7 @@ def save_grid(images: Sequence[np.ndarray] | np.ndarray, path: str, ncols: int =
     plt.close(fig)
 
 
-def save_curves(curves: dict[str, Sequence[float]], path: str, xlabel: str, ylabel: str,
+def save_curves(curves: Mapping[str, Sequence[float]], path: str, xlabel: str, ylabel: str,
                 title: str = "", logx: bool = False, x: Sequence[float] | None = None) -> None:
     """Named curves on one axis as a PNG (``x`` shared by all, else 0, 1, 2, ...)."""
     plt = pyplot()
