@@ -101,3 +101,13 @@ def test_python_dash_m_needle_lab_list():
                             env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True,
                             text=True, check=True)
     assert result.stdout.startswith("knn ") or "\nknn " in result.stdout
+
+
+def test_missing_data_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["lab", "solver", "--quick", "--out", str(tmp_path / "out"), "--data-dir",
+                  str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "t10k-images-idx3-ubyte.gz" in err
+    assert "NEEDLE_DATA" in err and err.count("\n") == 1
