@@ -116,7 +116,7 @@ def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, flo
 
     count, steps = (300, 10) if quick else (2000, 40)
     X, y = X_test[:count], y_test[:count]
-    epsilons = [0.05, 0.1, 0.2, 0.3] if quick else [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
+    epsilons = [0.1, 0.2] if quick else [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
     curves = accuracy_curves(model, X, y, epsilons, steps)
     for name, values in curves.items():
         results.update({f"{name}_acc_eps{eps:g}": acc for eps, acc in zip(epsilons, values)})
@@ -125,9 +125,11 @@ def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, flo
     common.train_classifier(robust, X_train, y_train, epochs=1 if quick else 4, lr=1e-3,
                             perturb=fgsm_random_start(0.15))
     results["advtrain_clean_acc"] = common.accuracy(robust, X_test, y_test)
-    robust_curves = accuracy_curves(robust, X, y, [0.1, 0.2] if quick else epsilons, steps)
-    results["advtrain_fgsm_acc_eps0.1"] = robust_curves["fgsm"][0]
-    results["advtrain_pgd_acc_eps0.1"] = robust_curves["pgd"][0]
+    robust_eps = [0.1] if quick else epsilons
+    robust_curves = accuracy_curves(robust, X, y, robust_eps, steps)
+    for name, values in robust_curves.items():
+        results.update({f"advtrain_{name}_acc_eps{eps:g}": acc
+                        for eps, acc in zip(robust_eps, values)})
     plot = {"fgsm": curves["fgsm"], "pgd": curves["pgd"]}
     if not quick:
         plot.update({"pgd, FGSM-trained": robust_curves["pgd"]})
