@@ -15,7 +15,7 @@ $(VENV)/.demo: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e ".[test,datasets,viz,progress]"
+	$(PY) -m pip install -q -e ".[test,datasets,viz,progress,onnx]"
 	touch $@
 
 demo: $(VENV)/.demo

@@ -10,6 +10,7 @@ array([2., 4., 6.], dtype=float32)
 from . import backend_ndarray, ops
 from . import data, init, nn, optim
 from . import models, train
+from . import interop, onnx
 from .autograd import Tensor, TensorTuple, Value, enable_grad, is_grad_enabled, no_grad
 from .backend_ndarray import all_devices, cpu, cpu_numpy, cuda, default_device
 from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate, conv,
@@ -19,6 +20,7 @@ from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate
                   max, maximum, mean, mul_scalar, multiply, negate, not_equal, pad, permute,
                   power, power_scalar, relu, reshape, sigmoid, softmax, split, sqrt, stack, sub,
                   summation, tanh, transpose, tuple_get_item, undilate, where)
+from .interop import from_dlpack
 from .serialization import load, save
 from .solver import Solver
 

@@ -2,6 +2,7 @@
 
     python -m needle train --model mlp_resnet --dataset digits --epochs 10 --out runs/digits
     python -m needle train --dataset mnist --resume runs/mnist/checkpoint.safetensors
+    python -m needle export --checkpoint runs/digits/model.safetensors --out model.onnx
 
 ``train`` prints one line per epoch and writes ``OUT/history.json`` (one object per epoch),
 ``OUT/curves.png`` (loss and accuracy per epoch, train vs test), ``OUT/checkpoint.safetensors``
@@ -37,6 +38,7 @@ import numpy as np
 from . import data as ndl_data
 from . import labs, nn, optim, train_lm
 from .models import CNN, MLPResNet, ResNet9
+from .onnx import command as onnx_command
 from .serialization import save
 from .train import fit
 
@@ -321,6 +323,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "train": (add_train_arguments, run_train),
     "generate": (train_lm.add_generate_arguments, train_lm.run_generate),
     "lab": (labs.add_lab_arguments, labs.run_lab_command),
+    "export": (onnx_command.add_export_arguments, onnx_command.run_export),
 }
 
 

@@ -279,6 +279,13 @@ class Tensor(Value):
             raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
         return self.numpy().item()
 
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        """DLPack export of the values (shared memory): ``torch.from_dlpack(tensor)``."""
+        return self.cached_data.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        return self.cached_data.__dlpack_device__()
+
     def to(self, device: Device) -> Tensor:
         """This Tensor's values on ``device`` (a new leaf unless already there)."""
         if device is self.device:
