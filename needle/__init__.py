@@ -27,6 +27,7 @@ from .interop import from_dlpack
 from .ops import argmax, argmin, cat, clamp, multinomial
 from .reference import is_reference_mode, reference_mode
 from .serialization import load, save
+from .solver import Solver
 from . import viz
 from .anomaly import detect_anomaly
 from .gradcheck import gradcheck, gradgradcheck

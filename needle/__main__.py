@@ -45,7 +45,7 @@ from typing import Any, Callable, NoReturn
 import numpy as np
 
 from . import data as ndl_data
-from . import lm_command, nn, optim, viz
+from . import labs, lm_command, nn, optim, viz
 from .backend_ndarray import allocator
 from .models import CNN, MLPResNet, ResNet9
 from .onnx import command as onnx_command
@@ -487,6 +487,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], None]]] = {
     "train": (add_train_arguments, run_train),
     "generate": (lm_command.add_generate_arguments, lm_command.run_generate),
+    "lab": (labs.add_lab_arguments, labs.run_lab_command),
     "export": (onnx_command.add_export_arguments, onnx_command.run_export),
     "graph": (add_graph_arguments, run_graph),
 }
