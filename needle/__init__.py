@@ -19,6 +19,7 @@ from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate
                   max, maximum, mean, mul_scalar, multiply, negate, not_equal, pad, permute,
                   power, power_scalar, relu, reshape, sigmoid, softmax, split, sqrt, stack, sub,
                   summation, tanh, transpose, tuple_get_item, undilate, where)
+from .ops import einsum
 from .serialization import load, save
 
 __version__ = "0.1.0"

@@ -478,3 +478,16 @@ def _is_basic(index: Any) -> bool:
     """True when ``index`` holds only ints, slices, None and Ellipsis (numpy basic indexing)."""
     items = index if isinstance(index, tuple) else (index,)
     return all(isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis))) for i in items)
+
+
+def einsum(subscripts: str, *arrays: NDArray) -> NDArray:
+    """Einstein summation in explicit form (``"ij,jk->ik"``) through the array module's
+    einsum; several operands contract pairwise along BLAS paths (``optimize``). The result
+    never shares memory with an input (numpy returns views for transposes and diagonals)."""
+    device = _same_device(arrays)
+    xp = device.xp
+    raw = [a._array for a in arrays]
+    out = xp.einsum(subscripts, *raw, optimize=len(raw) > 1)
+    if any(xp.may_share_memory(out, r) for r in raw):
+        out = out.copy()
+    return _wrap(out, device)

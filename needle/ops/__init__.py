@@ -7,6 +7,7 @@ from .compose import mean, sqrt, sub
 from .conv import (Col2Im, Conv, ConvTranspose, ConvWeight, Im2Col, avg_pool2d, col2im, conv,
                    conv_transpose, conv_weight, im2col, max_pool2d)
 from .cross_entropy import SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad, softmax_cross_entropy
+from .einsum import Einsum, einsum
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
@@ -47,4 +48,5 @@ __all__ = [
     "Col2Im", "Conv", "ConvTranspose", "ConvWeight", "Im2Col", "avg_pool2d", "col2im", "conv",
     "conv_transpose", "conv_weight", "im2col", "max_pool2d",
 ]
+__all__ += ["Einsum", "einsum"]
 __all__ += ["Sigmoid", "SigmoidGrad", "Softmax", "TanhGrad"]
