@@ -87,7 +87,9 @@ class Learner:
         self.loss: Any = None
         self._handlers: dict[str, list[Callable[[Learner], None]]] = {}
         for callback in callbacks:
-            self.add_callback(callback)
+            _check_events(callback)
+            self.callbacks.append(callback)
+        self._index()
 
     # ------------------------------------------------------------------ callbacks
     def add_callback(self, callback: Any) -> Learner:

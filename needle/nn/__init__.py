@@ -6,6 +6,7 @@ from .basic import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, 
                     ReLU, Residual, Sequential, Sigmoid, Tanh)
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, ConvTranspose2d,
                    Dropout2d, MaxPool2d)
+from .label_smoothing import LabelSmoothingCrossEntropy
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
@@ -18,3 +19,4 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
            "TransformerLayer", "summary"]
+__all__ += ["LabelSmoothingCrossEntropy"]
