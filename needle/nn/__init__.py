@@ -9,6 +9,8 @@ from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, Conv
 from .label_smoothing import LabelSmoothingCrossEntropy
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
+from .norms import (GeneralRelu, GroupNorm, InstanceNorm, InstanceNorm1d, InstanceNorm2d,
+                    LayerNorm, PReLU)
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
 
@@ -19,4 +21,5 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
            "TransformerLayer", "summary"]
-__all__ += ["LabelSmoothingCrossEntropy"]
+__all__ += ["GeneralRelu", "GroupNorm", "InstanceNorm", "InstanceNorm1d", "InstanceNorm2d",
+            "LabelSmoothingCrossEntropy", "LayerNorm", "PReLU"]
