@@ -21,5 +21,8 @@ from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate
                   summation, tanh, transpose, tuple_get_item, undilate, where)
 from .ops import einsum
 from .serialization import load, save
+from .anomaly import detect_anomaly
+from .gradcheck import gradcheck, gradgradcheck
+from .seed import manual_seed
 
 __version__ = "0.1.0"

@@ -72,6 +72,18 @@ class enable_grad(no_grad):
         _grad_enabled = True
 
 
+# ---------------------------------------------------------------------------- tracing
+#: The active ``needle.tracing.Tracer`` (anomaly detection, the profiler), or None. When
+#: None, tracing costs one ``is None`` test per op and per backward step, nothing else.
+_tracer: Any = None
+_NOT_TRACED = contextlib.nullcontext()
+
+
+def _backward_scope() -> Any:
+    """The active tracer's context for one backward pass (a no-op without a tracer)."""
+    return _NOT_TRACED if _tracer is None else _tracer.backward_pass()
+
+
 # ---------------------------------------------------------------------------- ops
 class Op:
     """An operation: ``compute`` on NDArrays, ``gradient`` written in Tensor ops."""
@@ -163,7 +175,10 @@ class Value:
     def make_from_op(cls, op: Op, inputs: Sequence[Value]) -> Any:
         """Compute ``op`` on ``inputs`` now; record the edge when a gradient may flow."""
         value = object.__new__(cls)
-        value.cached_data = op.compute(*[x.cached_data for x in inputs])
+        if _tracer is None:
+            value.cached_data = op.compute(*[x.cached_data for x in inputs])
+        else:
+            _tracer.forward(op, inputs, value)  # computes value.cached_data, and observes
         value.grad = None
         if _grad_enabled and op.differentiable:
             for x in inputs:
@@ -560,7 +575,7 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
     """Set ``.grad`` on every node reaching ``output_tensor``, summing all contributions."""
     topo_order = find_topo_sort([output_tensor])
     node_to_grads: dict[int, list[Any]] = {id(output_tensor): [out_grad]}
-    with _grad_mode(create_graph):
+    with _grad_mode(create_graph), _backward_scope():
         for node in reversed(topo_order):
             grads = node_to_grads.pop(id(node), None)
             if grads is None:
@@ -568,7 +583,10 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
             node.grad = sum_adjoints(grads, node)
             if node.op is None:
                 continue
-            for x, grad in zip(node.inputs, node.op.partial_adjoints(node.grad, node)):
+            partials = node.op.partial_adjoints(node.grad, node)
+            if _tracer is not None:
+                _tracer.adjoints(node, partials)
+            for x, grad in zip(node.inputs, partials):
                 if grad is not None and x.requires_grad:
                     node_to_grads.setdefault(id(x), []).append(grad)
     if not retain_graph:

@@ -7,11 +7,12 @@ Parameter or a buffer such as BatchNorm's ``running_mean`` — is part of its st
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from ..autograd import Tensor
+from . import hooks
 
 
 class Parameter(Tensor):
@@ -36,6 +37,7 @@ class Module:
     """Base class of layers and models: ``__call__`` runs ``forward``."""
 
     training: bool
+    _hooks: hooks.ModuleHooks | None = None  # created by the first register_*_hook
 
     def __init__(self) -> None:
         self.training = True
@@ -44,7 +46,25 @@ class Module:
         raise NotImplementedError
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        if not self._hooks:
+            return self.forward(*args, **kwargs)
+        return self._hooks.call(self, args, kwargs)
+
+    # ------------------------------------------------------------------ hooks
+    def register_forward_pre_hook(self, fn: Callable[..., Any]) -> hooks.RemovableHandle:
+        """``fn(module, args)`` before each forward; a non-None result replaces ``args``."""
+        return hooks.register_forward_pre_hook(self, fn)
+
+    def register_forward_hook(self, fn: Callable[..., Any]) -> hooks.RemovableHandle:
+        """``fn(module, args, output)`` after each forward; a non-None result replaces
+        ``output``."""
+        return hooks.register_forward_hook(self, fn)
+
+    def register_backward_hook(self, fn: Callable[..., Any]) -> hooks.RemovableHandle:
+        """``fn(module, grad_output)`` when backward() reaches the module's output
+        (``grad_output``: a tuple, one adjoint per Tensor output); a non-None result
+        replaces the adjoint."""
+        return hooks.register_backward_hook(self, fn)
 
     # ------------------------------------------------------------------ traversal
     def _members(self) -> Iterator[tuple[str, Any]]:

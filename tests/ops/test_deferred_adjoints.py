@@ -33,7 +33,7 @@ def test_shared_weight_gradient_equals_torch(steps, batch, size):
         return _recurrence(h, w, torch.unbind(xs, 0))
 
     check_torch(ndl_fn, torch_fn, h0, w, xs, name=f"recurrence of {steps} steps")
-    check_finite_differences(ndl_fn, h0, w, xs, tol=1e-5, name="recurrence")
+    check_finite_differences(ndl_fn, h0, w, xs, name="recurrence")
 
 
 def test_shared_weight_adjoint_is_one_product(monkeypatch):
