@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import data as ndl_data
-from . import nn, optim, train_lm
+from . import labs, nn, optim, train_lm
 from .models import CNN, MLPResNet, ResNet9
 from .callbacks import Recorder, SchedulerStep
 from .generate import write_config
@@ -381,6 +381,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
     "train": (add_train_arguments, run_train),
     "generate": (train_lm.add_generate_arguments, train_lm.run_generate),
     "lr-find": (add_lr_find_arguments, run_lr_find),
+    "lab": (labs.add_lab_arguments, labs.run_lab_command),
 }
 
 
