@@ -6,6 +6,7 @@ from .basic import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, 
                     ReLU, Residual, Sequential, Sigmoid, Tanh)
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, ConvTranspose2d,
                    Dropout2d, MaxPool2d)
+from . import init
 from .hooks import Hook, Hooks, RemovableHandle, check_finite
 from .label_smoothing import LabelSmoothingCrossEntropy
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
@@ -23,5 +24,5 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
            "TransformerLayer", "summary"]
 __all__ += ["GeneralRelu", "GroupNorm", "InstanceNorm", "InstanceNorm1d", "InstanceNorm2d",
-            "LabelSmoothingCrossEntropy", "LayerNorm", "PReLU"]
+            "LabelSmoothingCrossEntropy", "LayerNorm", "PReLU", "init"]
 __all__ += ["Hook", "Hooks", "RemovableHandle", "check_finite"]
