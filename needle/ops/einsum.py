@@ -8,6 +8,7 @@ contraction along BLAS paths is much faster than the products and sums it stands
 
 from __future__ import annotations
 
+import functools
 import string
 from typing import Any, Sequence
 
@@ -137,13 +138,39 @@ def _target_sizes(terms: list[str], shapes: list[tuple[int, ...]], subscripts: s
     return sizes
 
 
-def _with_ellipsis_dims(x: Tensor, term: str, expanded: str, ellipsis: str) -> Tensor:
-    """``x`` with size-1 axes inserted where its ``...`` has fewer dims than the widest."""
+def _ellipsis_shape(shape: tuple[int, ...], term: str, expanded: str,
+                    ellipsis: str) -> tuple[int, ...] | None:
+    """``shape`` with size-1 axes inserted where its ``...`` has fewer dims than the widest
+    (None when it needs none)."""
     if "..." not in term or len(expanded) == len(term) - 3 + len(ellipsis):
-        return x
+        return None
     start = term.index("...")
     missing = len(term) - 3 + len(ellipsis) - len(expanded)
-    return reshape(x, x.shape[:start] + (1,) * missing + x.shape[start:])
+    return shape[:start] + (1,) * missing + shape[start:]
+
+
+Plan = tuple[tuple[str, ...], str, tuple[Any, ...], tuple[Any, ...]]
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(subscripts: str, shapes: tuple[tuple[int, ...], ...]) -> Plan:
+    """The explicit terms and output, and for each operand the shape to reshape it to (for
+    its ``...``) and to broadcast it to (None for none): parsing runs once per pattern."""
+    terms, output = _split(subscripts, len(shapes))
+    used = set("".join(terms))
+    widest = max([len(s) - len(t.replace("...", "")) for t, s in zip(terms, shapes)
+                  if "..." in t] or [0])
+    ellipsis = "".join([c for c in LETTERS if c not in used][:max(widest, 0)])
+    expanded = [_expand(t, len(s), ellipsis, i, subscripts)
+                for i, (t, s) in enumerate(zip(terms, shapes))]
+    reshapes = tuple(_ellipsis_shape(s, t, e, ellipsis)
+                     for s, t, e in zip(shapes, terms, expanded))
+    shapes = tuple(r or s for r, s in zip(reshapes, shapes))
+    terms = [t.replace("...", ellipsis) for t in terms]
+    sizes = _target_sizes(terms, list(shapes), subscripts)
+    targets = tuple(tuple(sizes[c] for c in t) for t in terms)
+    broadcasts = tuple(None if t == s else t for t, s in zip(targets, shapes))
+    return tuple(terms), _output(terms, output, ellipsis, subscripts), reshapes, broadcasts
 
 
 def einsum(subscripts: str, *operands: Any) -> Tensor:
@@ -156,20 +183,11 @@ def einsum(subscripts: str, *operands: Any) -> Tensor:
     """
     like = next((x for x in operands if isinstance(x, Tensor)), None)
     tensors = [as_tensor(x, like) if like is not None else Tensor(x) for x in operands]
-    terms, output = _split(subscripts, len(tensors))
-    used = set("".join(terms))
-    widest = max([x.ndim - len(t.replace("...", "")) for t, x in zip(terms, tensors)
-                  if "..." in t] or [0])
-    ellipsis = "".join([c for c in LETTERS if c not in used][:max(widest, 0)])
-    expanded = [_expand(t, x.ndim, ellipsis, i, subscripts)
-                for i, (t, x) in enumerate(zip(terms, tensors))]
-    tensors = [_with_ellipsis_dims(x, t, e, ellipsis)
-               for x, t, e in zip(tensors, terms, expanded)]
-    terms = [t.replace("...", ellipsis) for t in terms]
-    sizes = _target_sizes(terms, [x.shape for x in tensors], subscripts)
-    tensors = [x if x.shape == tuple(sizes[c] for c in t) else
-               broadcast_to(x, tuple(sizes[c] for c in t)) for x, t in zip(tensors, terms)]
-    return Einsum(terms, _output(terms, output, ellipsis, subscripts))(*tensors)
+    terms, output, reshapes, broadcasts = _plan(subscripts.replace(" ", ""),
+                                                tuple(x.shape for x in tensors))
+    tensors = [x if r is None else reshape(x, r) for x, r in zip(tensors, reshapes)]
+    tensors = [x if b is None else broadcast_to(x, b) for x, b in zip(tensors, broadcasts)]
+    return Einsum(terms, output)(*tensors)
 
 
 from .shape import broadcast_to, reshape  # noqa: E402
