@@ -71,9 +71,14 @@ def backward_by_autograd(x: np.ndarray, arrays: dict[str, np.ndarray],
     xt = ndl.Tensor(x, dtype="float64")
     values = forward(xt, inputs, ndl.Tensor(y, dtype="float64", requires_grad=False))
     values["loss"].backward()
-    grads = {k: v.grad.numpy() for k, v in inputs.items()}
-    grads["x"] = xt.grad.numpy()
+    grads = {k: _grad(v) for k, v in inputs.items()}
+    grads["x"] = _grad(xt)
     return float(values["loss"].numpy()), grads
+
+
+def _grad(x: ndl.Tensor) -> np.ndarray:
+    assert x.grad is not None
+    return x.grad.numpy()
 
 
 def backward_by_torch(x: np.ndarray, arrays: dict[str, np.ndarray], y: np.ndarray) -> Grads:
@@ -82,10 +87,9 @@ def backward_by_torch(x: np.ndarray, arrays: dict[str, np.ndarray], y: np.ndarra
     ts = {k: torch.tensor(v, requires_grad=True) for k, v in arrays.items()}
     xt = torch.tensor(x, requires_grad=True)
     out = torch.relu(xt @ ts["w1"] + ts["b1"]) @ ts["w2"] + ts["b2"]
-    ((out.squeeze(-1) - torch.tensor(y)) ** 2).mean().backward()
-    grads = {k: v.grad.numpy() for k, v in ts.items()}
-    grads["x"] = xt.grad.numpy()
-    return grads
+    loss = ((out.squeeze(-1) - torch.tensor(y)) ** 2).mean()
+    grads = torch.autograd.grad(loss, [*ts.values(), xt])
+    return {k: g.numpy() for k, g in zip([*ts, "x"], grads)}
 
 
 def max_diff(a: Grads, b: Grads) -> float:

@@ -16,6 +16,7 @@ Results: ``idea{0,1,2}_val_acc``, ``on_cifar10`` (1 or 0), ``num_train``; table
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 
@@ -77,7 +78,7 @@ def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, flo
     test = ndl.data.DataLoader(ndl.data.NDArrayDataset(x_test, y_test), 100)
     epochs = 1 if quick else 10
     results: dict[str, float] = {"on_cifar10": float(on_cifar), "num_train": float(len(x_train))}
-    curves = {}
+    curves: dict[str, Sequence[float]] = {}
     for idea in (0, 1, 2):
         np.random.seed(seed)
         model = idea_model(idea, x_train.shape[1], x_train.shape[2])

@@ -37,7 +37,9 @@ VARIANTS = ("relu", "general_relu", "lsuv")
 
 def cnn(general: bool) -> tuple[nn.Module, list[nn.Module], list[nn.Module]]:
     """The model, its convs and their activations."""
-    convs, acts, layers = [], [], []
+    convs: list[nn.Module] = []
+    acts: list[nn.Module] = []
+    layers: list[nn.Module] = []
     width = 1
     for out, k in zip(WIDTHS, KERNELS):
         convs.append(nn.Conv(width, out, k, stride=2))
@@ -54,9 +56,9 @@ def append_stats(hook: nn.Hook, module: nn.Module, args: Any, output: ndl.Tensor
     if not module.training:
         return
     if not hasattr(hook, "stats"):
-        hook.stats = ([], [], [])
+        setattr(hook, "stats", ([], [], []))
     values = output.numpy().astype(np.float64)
-    means, stds, hists = hook.stats
+    means, stds, hists = getattr(hook, "stats")
     means.append(float(values.mean()))
     stds.append(float(values.std()))
     hists.append(np.histogram(values, BINS)[0])
@@ -79,10 +81,10 @@ def train(variant: str, data: tuple[ndl.data.DataLoader, ndl.data.DataLoader],
                 test_loader=data[1],
                 callbacks=[recorder, ParamScheduler({"lr": schedule})]).fit(1)
     results[f"{variant}_val_acc"] = recorder.history[-1]["test_acc"]
-    means, stds, _ = hooks[-1].stats
+    means, stds, _ = getattr(hooks[-1], "stats")
     results[f"{variant}_mean_last"] = float(np.mean(means[-10:]))
     results[f"{variant}_std_last"] = float(np.mean(stds[-10:]))
-    return [h.stats for h in hooks]
+    return [getattr(h, "stats") for h in hooks]
 
 
 def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, float]:

@@ -72,9 +72,10 @@ def _fit_layer(model: Module, batch: Tensor, layer: Module, measured: Module, to
             mean, std = measure()
             if abs(mean) < tol and abs(std - 1) < tol or (bias is None and abs(std - 1) < tol):
                 return mean, std
-            layer.weight.data = layer.weight.data / std
+            weight = getattr(layer, "weight")
+            weight.data = weight.data / std
             if bias is not None:
-                layer.bias.data = layer.bias.data - measure()[0]
+                bias.data = bias.data - measure()[0]
     raise RuntimeError(f"lsuv: {type(measured).__name__} did not reach |mean| < {tol} and "
                        f"|std - 1| < {tol} in {max_iter} iterations (mean {mean:.4g}, std "
                        f"{std:.4g})")
