@@ -9,7 +9,7 @@ training and 1,000 test images); without them it says so and runs on the MNIST s
 first 8,000 of the 10,000 real MNIST images train, the last 2,000 test; quick: 2,000 of
 them at 14 x 14, 500 test).
 
-Results: ``idea{0,1,2}_val_acc``, ``on_cifar10`` (1 or 0), ``num_train``; table
+Results: ``idea{0,1,2}_val_acc``, ``on_cifar10`` (1 or 0), ``num_train``, ``size``; table
 ``cifar_ideas.md``, figure ``cifar_ideas.png`` (test accuracy per epoch).
 """
 
@@ -77,7 +77,8 @@ def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, flo
     train = ndl.data.DataLoader(ndl.data.NDArrayDataset(x_train, y_train), 32, shuffle=True)
     test = ndl.data.DataLoader(ndl.data.NDArrayDataset(x_test, y_test), 100)
     epochs = 1 if quick else 10
-    results: dict[str, float] = {"on_cifar10": float(on_cifar), "num_train": float(len(x_train))}
+    results: dict[str, float] = {"on_cifar10": float(on_cifar), "num_train": float(len(x_train)),
+                                 "size": float(x_train.shape[2])}
     curves: dict[str, Sequence[float]] = {}
     for idea in (0, 1, 2):
         np.random.seed(seed)
@@ -98,12 +99,13 @@ def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, flo
 
 
 def _table(results: dict[str, float], on_cifar: bool, epochs: int) -> str:
-    data = "CIFAR-10" if on_cifar else "MNIST split"
+    data = "CIFAR-10" if on_cifar else "MNIST split (no CIFAR-10 here)"
     rows = ["| idea | model | optimiser | test accuracy |", "|---|---|---|---|",
             f"| 0 | conv32-relu-conv16-relu-fc | SGD | {results['idea0_val_acc']:.4f} |",
             f"| 1 | conv64-bn-relu-conv32-bn-relu-conv16-bn-relu-fc | SGD | "
             f"{results['idea1_val_acc']:.4f} |",
             f"| 2 | idea 1 with bn-prelu-dropout(0.2) blocks | Adam 1e-3 | "
             f"{results['idea2_val_acc']:.4f} |"]
-    return f"{data}, {int(results['num_train'])} training images, {epochs} epoch(s)\n\n" + \
+    return f"{data}, {int(results['num_train'])} training images of {results['size']:.0f}x" \
+        f"{results['size']:.0f}, {epochs} epoch(s)\n\n" + \
         "\n".join(rows)
