@@ -7,6 +7,7 @@ from .basic import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, 
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, ConvTranspose2d,
                    Dropout2d, MaxPool2d)
 from . import init
+from .conv_bn import ConvBatchNorm2d
 from .hooks import Hook, Hooks, RemovableHandle, check_finite
 from .label_smoothing import LabelSmoothingCrossEntropy
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
@@ -17,7 +18,7 @@ from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
 
 __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLoss",
-           "BatchNorm1d", "BatchNorm2d", "Conv", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss",
+           "BatchNorm1d", "BatchNorm2d", "Conv", "Conv2d", "ConvBatchNorm2d", "ConvTranspose2d", "CrossEntropyLoss",
            "Dropout", "Dropout2d", "Embedding", "Flatten", "GELU", "GRU", "GRUCell", "Identity",
            "LSTM", "LSTMCell", "LayerNorm1d", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d",
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
