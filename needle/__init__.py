@@ -8,6 +8,7 @@ array([2., 4., 6.], dtype=float32)
 """
 
 import importlib
+from typing import Any
 from types import ModuleType
 
 from . import backend_ndarray, ops
@@ -24,7 +25,7 @@ from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate
                   power, power_scalar, relu, reshape, sigmoid, softmax, split, sqrt, stack, sub,
                   summation, tanh, transpose, tuple_get_item, undilate, where)
 from .interop import from_dlpack
-from .ops import argmax, argmin, cat, clamp, multinomial
+from .ops import argmax, argmin, cat, clamp, einsum, multinomial
 from .reference import is_reference_mode, reference_mode
 from .serialization import load, save
 from .solver import Solver
@@ -50,8 +51,10 @@ log_softmax = logsoftmax
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> ModuleType:
+def __getattr__(name: str) -> Any:
     """The training layers load on first use: ``import needle`` stays light."""
-    if name in ("train", "train_lm", "generate"):
+    if name in ("train", "train_lm", "generate", "learner", "callbacks", "schedules"):
         return importlib.import_module(f".{name}", __name__)
+    if name == "Learner":
+        return importlib.import_module(".learner", __name__).Learner
     raise AttributeError(f"module 'needle' has no attribute {name!r}")

@@ -21,11 +21,13 @@ Extension points — each addition is one table entry or one function:
   ``DATASET_KINDS[name]`` (default ``"classification"``) say which models fit which datasets.
 - ``DATASET_DEFAULTS``, ``MODEL_DEFAULTS``, ``PAIR_DEFAULTS[(model, dataset)]``: flag
   defaults (the command line wins; a pair beats a model, a model beats a dataset).
+- ``LEARNERS[kind] = (model, data, args, opt) -> Learner``: the one training loop
+  (``needle.learner``) set up for a kind of data: its loaders, loss and task callbacks.
 - ``LOOPS[kind] = loop(model, data, args) -> history``: trains and returns one dict per
   epoch (``epoch, train_loss, test_loss, lr, seconds`` and the kind's own metrics such as
   ``train_acc``/``test_acc`` or ``train_ppl``/``test_ppl``), passing each new entry to
-  ``args.log`` (which prints it and rewrites the outputs). ``"classification"`` is
-  ``train_classifier``, built on ``needle.train.fit``.
+  ``args.log`` (which prints it and rewrites the outputs); both built-in kinds run
+  ``train_with_learner``.
 - ``TRAIN_OPTIONS``: functions ``(parser) -> None`` adding flags to ``train`` (a model's or
   dataset's own hyper-parameters).
 - ``COMMANDS[name] = (add_arguments(parser), run(args) -> None)``: subcommands.
@@ -48,10 +50,14 @@ from . import data as ndl_data
 from . import labs, lm_command, nn, optim, viz
 from .backend_ndarray import allocator
 from .models import CNN, MLPResNet, ResNet9
+from .callbacks import Recorder, SchedulerStep
+from .generate import write_config
+from .learner import Learner
 from .onnx import command as onnx_command
 from .profiler import profile
+from .schedules import OneCycleLR
 from .serialization import atomic_write, load, save
-from .train import fit
+from .train import fit_callbacks
 
 History = list[dict[str, Any]]
 
@@ -214,15 +220,19 @@ def make_optimizer(model: nn.Module, args: argparse.Namespace) -> optim.Optimize
     return OPTIMIZERS[args.optimizer](model.parameters(), args)
 
 
-SCHEDULERS: dict[str, Callable[[optim.Optimizer, argparse.Namespace], Any]] = {
-    "none": lambda opt, a: None,
-    "cosine": lambda opt, a: optim.CosineAnnealingLR(opt, T_max=a.epochs),
+SCHEDULERS: dict[str, Callable[[optim.Optimizer, argparse.Namespace, int], Any]] = {
+    "none": lambda opt, a, steps: None,
+    "cosine": lambda opt, a, steps: SchedulerStep(optim.CosineAnnealingLR(opt, T_max=a.epochs)),
+    "onecycle": lambda opt, a, steps: SchedulerStep(
+        OneCycleLR(opt, max_lr=a.lr, epochs=a.epochs, steps_per_epoch=steps), every="batch"),
 }
 
 
-def make_scheduler(opt: optim.Optimizer, args: argparse.Namespace) -> Any:
-    """The learning-rate schedule over ``--epochs`` (stepped once per epoch), or None."""
-    return SCHEDULERS[args.scheduler](opt, args)
+def make_scheduler(opt: optim.Optimizer, args: argparse.Namespace,
+                   steps_per_epoch: int) -> SchedulerStep | None:
+    """The learning-rate schedule over ``--epochs`` as a callback: cosine steps once per
+    epoch, one-cycle once per batch (``--lr`` is its peak); None for ``none``."""
+    return SCHEDULERS[args.scheduler](opt, args, steps_per_epoch)
 
 
 def epoch_line(entry: dict[str, Any]) -> str:
@@ -247,27 +257,47 @@ def epoch_printer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
     return on_epoch
 
 
-def train_classifier(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
-    """Mini-batch training with ``needle.train.fit``: softmax loss, shuffled batches,
-    a checkpoint after every epoch."""
-    opt = make_optimizer(model, args)
+def classification_learner(model: nn.Module, data: Data, args: argparse.Namespace,
+                           opt: optim.Optimizer) -> Learner:
+    """Softmax loss over shuffled mini-batches of ``--batch-size``, accuracy recorded."""
     train_loader = ndl_data.DataLoader(data.train, args.batch_size, shuffle=True)
     test_loader = ndl_data.DataLoader(data.test, args.batch_size)
-    return fit(model, train_loader, opt, args.epochs, test_loader=test_loader,
-               scheduler=make_scheduler(opt, args), resume=args.resume,
-               checkpoint=checkpoint_path(args.out), progress=args.progress,
-               on_epoch=epoch_printer(args))
+    return Learner(model, train_loader, nn.SoftmaxLoss(), opt, test_loader=test_loader,
+                   callbacks=[Recorder()])
+
+
+# ``LEARNERS[kind] = (model, data, args, opt) -> Learner``: the one training loop, set up
+# for a kind of data (its loaders, loss and the callbacks the task needs).
+LEARNERS: dict[str, Callable[[nn.Module, Data, argparse.Namespace, optim.Optimizer],
+                             Learner]] = {
+    "classification": classification_learner,
+    "language_model": lm_command.language_model_learner,
+}
+
+
+def train_with_learner(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
+    """The kind's Learner plus the run's callbacks: the ``--scheduler``, a checkpoint after
+    every epoch (``--resume`` continues from one), progress bars, a printed line per epoch."""
+    opt = make_optimizer(model, args)
+    learner = LEARNERS[data.kind](model, data, args, opt)
+    scheduler = make_scheduler(opt, args, len(learner.train_loader))  # type: ignore[arg-type]
+    for callback in fit_callbacks(scheduler=scheduler, resume=args.resume,
+                                  checkpoint=checkpoint_path(args.out), progress=args.progress,
+                                  on_epoch=epoch_printer(args)):
+        learner.add_callback(callback)
+    learner.fit(args.epochs)
+    return learner.find(Recorder).history
 
 
 def train_language_model(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
-    """Truncated back-propagation through time with clipping (``needle.train_lm``)."""
-    opt = make_optimizer(model, args)
-    return lm_command.train_language_model(model, data, args, opt, make_scheduler(opt, args),
-                                           epoch_printer(args))
+    """``train_with_learner``, after writing ``language_model.json`` for ``generate``."""
+    write_config(args.out, lm_command.lm_config(args, data.num_classes),
+                 data.extra["dictionary"])
+    return train_with_learner(model, data, args)
 
 
 LOOPS: dict[str, Callable[[nn.Module, Data, argparse.Namespace], History]] = {
-    "classification": train_classifier,
+    "classification": train_with_learner,
     "language_model": train_language_model,
 }
 
@@ -413,7 +443,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD only")
     parser.add_argument("--weight-decay", type=float, default=1e-3, help="L2 penalty")
     parser.add_argument("--scheduler", choices=sorted(SCHEDULERS), default="cosine",
-                        help="learning-rate schedule over the epochs")
+                        help="learning-rate schedule over the epochs (onecycle: per batch, "
+                             "peaking at --lr)")
     parser.add_argument("--hidden-dim", type=positive_int, default=100,
                         help="hidden width (mlp_resnet; the language models' hidden size)")
     parser.add_argument("--num-blocks", type=int, default=3, help="mlp_resnet's residual blocks")
@@ -481,12 +512,39 @@ def run_graph(args: argparse.Namespace) -> None:
     nodes = svg.count('<g class="node')
     print(f"wrote {args.out}: {nodes} nodes, one training step of "
           f"{args.model} on {args.dataset} (batch {args.batch_size})")
+# ---------------------------------------------------------------------------- lr-find
+def add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
+    add_train_arguments(parser)
+    parser.add_argument("--start", type=float, default=1e-7, help="first learning rate")
+    parser.add_argument("--end", type=float, default=10.0, help="last learning rate")
+    parser.add_argument("--steps", type=positive_int, default=100, help="batches at most")
+
+
+def run_lr_find(args: argparse.Namespace) -> None:
+    """The LR range test: print the suggested rate, write OUT/lr_find.png and lr_find.json."""
+    np.random.seed(args.seed)
+    data = DATASETS[args.dataset](args)
+    if data.note:
+        print(data.note, flush=True)
+    model = MODELS[args.model](data, args)
+    learner = LEARNERS[data.kind](model, data, args, make_optimizer(model, args))
+    finder = learner.lr_find(args.start, args.end, args.steps)
+    os.makedirs(args.out, exist_ok=True)
+    finder.plot(os.path.join(args.out, "lr_find.png"))
+    _write_json({"lrs": finder.lrs, "losses": finder.losses, "smoothed": finder.smoothed,
+                 "suggestion": finder.suggestion, "steepest": finder.steepest},
+                os.path.join(args.out, "lr_find.json"))
+    print(f"lr-find: {len(finder.lrs)} batches from {finder.lrs[0]:.3g} to "
+          f"{finder.lrs[-1]:.3g}; lowest smoothed loss {min(finder.smoothed):.4f}")
+    print(f"suggested learning rate {finder.suggestion:.3g} (steepest descent at "
+          f"{finder.steepest:.3g}); wrote {args.out}/lr_find.png, lr_find.json")
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], None]]] = {
     "train": (add_train_arguments, run_train),
     "generate": (lm_command.add_generate_arguments, lm_command.run_generate),
+    "lr-find": (add_lr_find_arguments, run_lr_find),
     "lab": (labs.add_lab_arguments, labs.run_lab_command),
     "export": (onnx_command.add_export_arguments, onnx_command.run_export),
     "graph": (add_graph_arguments, run_graph),

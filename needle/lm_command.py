@@ -17,7 +17,9 @@ from . import nn, optim
 from .data.text import Corpus, batchify
 from .generate import format_text, generate, load_language_model, write_config
 from .models import LanguageModel
-from .train_lm import fit_lm
+from .data.bptt import BPTTBatches
+from .learner import Learner
+from .train_lm import lm_callbacks, lm_loss
 
 # Each model's defaults (flags given on the command line still win); they reach the
 # quality targets of tests/test_train_lm.py on Penn Treebank. Weight decay matters for
@@ -82,17 +84,13 @@ def build_language_model(vocab_size: int, args: argparse.Namespace) -> LanguageM
     return LanguageModel(**lm_config(args, vocab_size))
 
 
-def train_language_model(model: nn.Module, data: Any, args: argparse.Namespace,
-                         opt: optim.Optimizer, scheduler: Any,
-                         on_epoch: Callable[[dict[str, float]], None]) -> list[dict[str, float]]:
-    """``fit_lm`` on the corpus of ``data``: perplexity per epoch, a checkpoint after every
-    epoch (``--resume`` continues), and ``language_model.json`` for ``generate``."""
-    write_config(args.out, lm_config(args, data.num_classes), data.extra["dictionary"])
-    return fit_lm(model, batchify(data.train, args.batch_size), opt, args.epochs,
-                  test_batches=batchify(data.test, 10), bptt=args.bptt, clip=args.clip,
-                  scheduler=scheduler, checkpoint=os.path.join(args.out,
-                                                               "checkpoint.safetensors"),
-                  resume=args.resume, progress=args.progress, on_epoch=on_epoch)
+def language_model_learner(model: nn.Module, data: Any, args: argparse.Namespace,
+                           opt: optim.Optimizer) -> Learner:
+    """A Learner over the corpus of ``data`` in ``--bptt`` windows of ``--batch-size``
+    columns (tests in 10 columns), with ``lm_callbacks`` (``--clip``)."""
+    return Learner(model, BPTTBatches(batchify(data.train, args.batch_size), args.bptt),
+                   lm_loss, opt, test_loader=BPTTBatches(batchify(data.test, 10), args.bptt),
+                   callbacks=lm_callbacks(args.clip))
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:

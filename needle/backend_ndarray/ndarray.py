@@ -15,6 +15,7 @@ framework's view internals are here too: ``_handle`` (the buffer), ``_offset``,
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from typing import Any, Callable, Sequence
@@ -680,3 +681,50 @@ def from_dlpack(x: Any) -> NDArray:
         return _wrap(device.module().from_dlpack(x), device)
     raise ValueError(f"from_dlpack: arrays on DLPack device type {kind} are not supported; "
                      f"needle holds CPU ({DLPACK_CPU}) and CUDA ({DLPACK_CUDA}) memory")
+def einsum(subscripts: str, *arrays: NDArray) -> NDArray:
+    """Einstein summation in explicit form (``"ij,jk->ik"``) through the array module: a
+    two-operand contraction that is a (batched) matrix product runs as one ``matmul``, others
+    go through ``einsum`` with BLAS contraction paths (``optimize``). The result never shares
+    memory with an input (numpy returns views for transposes and diagonals)."""
+    device = _same_device(arrays)
+    xp = device.xp
+    raw = [a._array for a in arrays]
+    plan = _matmul_plan(subscripts) if len(raw) == 2 else None
+    if plan is not None:
+        out = _einsum_as_matmul(xp, plan, raw[0], raw[1])
+    else:
+        out = xp.einsum(subscripts, *raw, optimize=len(raw) > 1)
+    if any(xp.may_share_memory(out, r) for r in raw):
+        out = out.copy()
+    return _wrap(out, device)
+
+
+@functools.lru_cache(maxsize=256)
+def _matmul_plan(subscripts: str) -> tuple[Any, ...] | None:
+    """How "lhs,rhs->out" is a batched matmul: the batch, left, contracted and right letters
+    and the permutations; None when a letter repeats or is summed inside one operand."""
+    inputs, out = subscripts.split("->")
+    lhs, rhs = inputs.split(",")
+    if len(set(lhs)) < len(lhs) or len(set(rhs)) < len(rhs) or \
+            any(c not in rhs and c not in out for c in lhs) or \
+            any(c not in lhs and c not in out for c in rhs):
+        return None
+    batch = [c for c in out if c in lhs and c in rhs]
+    left = [c for c in lhs if c in out and c not in rhs]
+    right = [c for c in rhs if c in out and c not in lhs]
+    inner = [c for c in lhs if c in rhs and c not in out]
+    lhs_order = tuple(lhs.index(c) for c in batch + left + inner)
+    rhs_order = tuple(rhs.index(c) for c in batch + inner + right)
+    result = batch + left + right
+    return (len(batch), len(left), len(inner), len(right), lhs_order, rhs_order,
+            tuple(result.index(c) for c in out))
+
+
+def _einsum_as_matmul(xp: Any, plan: tuple[Any, ...], lhs: Any, rhs: Any) -> Any:
+    nb, nl, ni, _, lhs_order, rhs_order, out_order = plan
+    lhs, rhs = lhs.transpose(lhs_order), rhs.transpose(rhs_order)
+    batch, left, right = lhs.shape[:nb], lhs.shape[nb:nb + nl], rhs.shape[nb + ni:]
+    k = math.prod(lhs.shape[nb + nl:])
+    product = xp.matmul(lhs.reshape(batch + (math.prod(left), k)),
+                        rhs.reshape(batch + (k, math.prod(right))))
+    return product.reshape(batch + left + right).transpose(out_order)

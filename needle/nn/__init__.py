@@ -7,10 +7,14 @@ from .basic import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, 
 from .containers import ModuleDict, ModuleList
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, ConvTranspose2d,
                    Dropout2d, MaxPool2d)
+from . import init
 from .conv_bn import ConvBatchNorm2d
 from .hooks import Hook, Hooks, RemovableHandle, check_finite
+from .label_smoothing import LabelSmoothingCrossEntropy
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
+from .norms import (GeneralRelu, GroupNorm, InstanceNorm, InstanceNorm1d, InstanceNorm2d,
+                    LayerNorm, PReLU)
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
 from . import functional, utils
@@ -24,4 +28,6 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
            "TransformerLayer", "summary", "utils"]
 __all__ += ["ModuleDict", "ModuleList", "copy_from_torch", "functional"]
+__all__ += ["GeneralRelu", "GroupNorm", "InstanceNorm", "InstanceNorm1d", "InstanceNorm2d",
+            "LabelSmoothingCrossEntropy", "LayerNorm", "PReLU", "init"]
 __all__ += ["Hook", "Hooks", "RemovableHandle", "check_finite"]

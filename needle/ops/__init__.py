@@ -12,6 +12,7 @@ from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
 from .compose import mean, sqrt, sub
 from .convolution import out_size
+from .einsum import Einsum, einsum
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
@@ -68,3 +69,4 @@ __all__ = [
 ]
 # PyTorch's names and index reductions (issue 10)
 __all__ += ["argmax", "argmin", "cat", "clamp", "multinomial", "setitem", "torch_keywords"]
+__all__ += ["Einsum", "einsum"]

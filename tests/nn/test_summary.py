@@ -24,7 +24,7 @@ def test_summary_lists_output_shapes_and_parameter_counts():
     total = sum(p.size for p in model.parameters())
     assert rows[-1] == f"Total parameters: {total:,}"
     assert model.training  # mode restored
-    assert all("forward" not in vars(m) for m in model.modules())  # no wrapper left behind
+    assert all("forward" not in vars(m) for m in model.submodules())  # no wrapper left behind
     out = model(ndl.Tensor(np.zeros((2, 64), np.float32)))
     assert out.shape == (2, 10)
 
