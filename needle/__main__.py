@@ -361,8 +361,8 @@ class RunLog:
 
     def __call__(self, entry: dict[str, Any]) -> None:
         print(epoch_line(entry), flush=True)
-        self.history.append(entry)
-        write_history(self.history, self.out)
+        write_history(self.history + [entry], self.out)
+        self.history.append(entry)  # after the files: Ctrl-C mid-write counts what is there
 
 
 def checkpoint_path(out: str) -> str:
@@ -640,10 +640,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def interrupted(args: argparse.Namespace, argv: list[str]) -> str:
     """What Ctrl-C leaves behind, and the command that continues the run."""
-    log = getattr(args, "log", None)
-    if log is None or not log.history:
+    path = checkpoint_path(getattr(args, "out", ""))
+    state = load(path) if getattr(args, "log", None) is not None and os.path.isfile(path) \
+        else {}
+    history = list(state.get("history") or []) if isinstance(state, dict) else []
+    if not history:
         return "interrupted: no epoch had finished, so there is nothing to resume"
-    done = len(log.history)
+    write_history(history, args.out)  # the outputs match the checkpoint that resumes
+    done = len(history)
     return (f"interrupted during epoch {done + 1}: epochs 1-{done} are saved in "
             f"{checkpoint_path(args.out)}; resume with:\n  {resume_command(argv, args.out)}")
 

@@ -163,6 +163,22 @@ class Optimizer:
         for group in self.param_groups:
             group["lr"] = value
 
+    def __getattr__(self, name: str) -> Any:
+        """A hyper-parameter of the first group (``opt.momentum``, ``opt.beta1``), as the
+        course's optimisers keep them as attributes."""
+        groups = vars(self).get("param_groups")
+        if groups and name in vars(self).get("defaults", {}):
+            return groups[0][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Setting a hyper-parameter sets it in every group (schedulers cycle momentum so)."""
+        if name in vars(self).get("defaults", {}) and "param_groups" in vars(self):
+            for group in self.param_groups:
+                group[name] = value
+            return
+        super().__setattr__(name, value)
+
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
         self.t += 1

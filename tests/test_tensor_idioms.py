@@ -91,7 +91,7 @@ def test_argmax_argmin_numel_dim_tolist_and_array_protocol():
 
 
 def test_dtype_conversions_and_devices():
-    x = ndl.Tensor(_a(2, 3))
+    x = ndl.Tensor(_a(2, 3).astype(np.float32))
     assert x.double().dtype == np.float64 and x.half().dtype == np.float16
     assert x.double().float().dtype == np.float32
     assert x.long().dtype == np.int64 and not x.long().requires_grad
@@ -274,12 +274,12 @@ def test_a_wrong_adjoint_dtype_or_count_fails_naming_the_op():
             return out_grad, out_grad
 
     with pytest.raises(ValueError, match="WrongDtype.*dtype int64.*dtype float32"):
-        WrongDtype()(ndl.Tensor(_a(2))).sum().backward()
-    x = ndl.Tensor(_a(2))
+        WrongDtype()(ndl.Tensor(_a(2).astype(np.float32))).sum().backward()
+    x = ndl.Tensor(_a(2).astype(np.float32))
     OtherFloat()(x).sum().backward()  # another float dtype: cast back (mixed precision)
     assert x.grad.dtype == np.float32
     with pytest.raises(ValueError, match="TooMany.gradient returned 2 adjoint"):
-        TooMany()(ndl.Tensor(_a(2))).sum().backward()
+        TooMany()(ndl.Tensor(_a(2).astype(np.float32))).sum().backward()
 
 
 def test_compute_may_return_numpy_and_bad_inputs_get_a_clear_error():

@@ -23,7 +23,7 @@ def _texts(group):
 def test_a_known_small_graph_has_one_box_per_node_and_one_edge_per_input(tmp_path):
     x = ndl.Tensor(np.ones((2, 3)), dtype="float32")          # leaf that requires grad
     w = nn.Parameter(np.ones((3, 4), dtype=np.float32))       # a Parameter
-    c = ndl.Tensor(np.ones((2, 4)), requires_grad=False)      # a constant
+    c = ndl.Tensor(np.ones((2, 4), np.float32), requires_grad=False)  # a constant
     loss = ((x @ w).relu() * c).sum()                          # MatMul, ReLU, EWiseMul, Sum
     viz.graph(loss, tmp_path / "g.svg")
     root = ET.parse(tmp_path / "g.svg").getroot()
@@ -90,5 +90,5 @@ def test_the_graph_command_draws_an_mlp_resnet_step(tmp_path, capsys):
     nodes = _nodes(root)
     labels = [_texts(g)[0] for g in nodes]
     assert labels.count("SoftmaxCrossEntropy") == 1 and "Linear" in labels
-    assert "layers.1.weight" in labels
+    assert "modules.1.weight" in labels
     assert f"wrote {out}: {len(nodes)} nodes" in capsys.readouterr().out

@@ -103,7 +103,7 @@ def add_lab_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="the CI size (about a minute), with the tests' thresholds")
     parser.add_argument("--out", default=None, help="output folder (default runs/lab-NAME)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="numpy's global seed")
     parser.add_argument("--data-dir", default=None,
                         help="folder of the data files (default: $NEEDLE_DATA)")
 

@@ -108,9 +108,12 @@ class Conv2d(Module):
         sizes = {"in_channels": in_channels, "out_channels": out_channels,
                  "kernel_size": kernel_size, "stride": stride}
         for name, value in sizes.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got "
-                                 f"{value!r}")
+            parts = value if isinstance(value, tuple) and name in ("kernel_size", "stride") \
+                else (value,)
+            if not all(isinstance(v, int) and v >= 1 for v in parts):
+                pair = " (or a pair of them)" if isinstance(value, tuple) else ""
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive int{pair}, "
+                                 f"got {value!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size

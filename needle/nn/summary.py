@@ -85,9 +85,15 @@ def _recording(module: Module, label: str, rows: list[LayerRow], tracer: _Attrib
 
 
 def _held_arrays(node: Value) -> list[NDArray]:
-    """The arrays the graph keeps through ``node``: its value and arrays its op keeps."""
+    """The arrays the graph keeps through ``node``: its value, what its op saved on the node
+    for the gradient (``Op.saves``) and arrays its op keeps."""
     data = node.cached_data
     arrays = list(data) if isinstance(data, tuple) else [data]
+    saved = node.saved
+    for item in saved if isinstance(saved, (tuple, list)) else (saved,):
+        for part in item if isinstance(item, (tuple, list)) else (item,):
+            if isinstance(part, NDArray):
+                arrays.append(part)
     for value in getattr(node.op, "__dict__", {}).values():
         for item in value if isinstance(value, (tuple, list)) else (value,):
             if isinstance(item, NDArray):
