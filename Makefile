@@ -25,10 +25,10 @@ demo: $(VENV)/.demo
 test: $(VENV)/.test
 	$(PY) -m mypy
 	$(PY) -m pytest -n 2 needle tests
-	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
+	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
 
 test-reference: $(VENV)/.test
-	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
+	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
 
 test-fast: $(VENV)/.test
 	$(PY) -m pytest -n 2 -m "not slow" needle tests
