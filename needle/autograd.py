@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import operator
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from . import backend_ndarray as nd
-from .backend_ndarray import Axes, Device, NDArray, Shape
-from . import grad_mode, tensor_methods
+from .backend_ndarray import Device, NDArray
+from . import grad_mode, op_checks, tensor_methods
 from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad
 from .reference import is_reference_mode
-from .tensor_methods import TensorMethods, _device_named, _is_device_name
+from .op_checks import _compute_result, _input_arrays, check_adjoints
+from .tensor_methods import TensorMethods, _to_ndarray
 
 
 # ---------------------------------------------------------------------------- tracing
@@ -29,11 +29,6 @@ from .tensor_methods import TensorMethods, _device_named, _is_device_name
 #: None, tracing costs one ``is None`` test per op and per backward step, nothing else.
 _tracer: Any = None
 _NOT_TRACED = contextlib.nullcontext()
-
-
-def _backward_scope() -> Any:
-    """The active tracer's context for one backward pass (a no-op without a tracer)."""
-    return _NOT_TRACED if _tracer is None else _tracer.backward_pass()
 
 
 # ---------------------------------------------------------------------------- ops
@@ -74,65 +69,6 @@ def as_tuple(grads: Any) -> tuple[Any, ...]:
     if isinstance(grads, tuple):
         return grads
     return tuple(grads) if isinstance(grads, list) else (grads,)
-
-
-def check_adjoints(op: Op, grads: tuple[Any, ...], inputs: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Each adjoint has its input's shape, or an error naming the op (a custom op's wrong
-    ``gradient`` would otherwise surface much later, in the optimiser). A floating adjoint of
-    another floating dtype (a mixed-precision graph) is cast to the input's dtype, so a
-    gradient always has its tensor's dtype, as in PyTorch; any other dtype is an error."""
-    if len(grads) != len(inputs):
-        raise ValueError(f"{type(op).__name__}.gradient returned {len(grads)} adjoint(s) for "
-                         f"{len(inputs)} input(s); return one per input (None where there is "
-                         f"none)")
-    if all(not isinstance(g, Tensor) or (g.shape == x.shape and g.dtype == x.dtype)
-           for g, x in zip(grads, inputs)):
-        return grads  # the usual case: nothing to fix
-    return tuple(_checked_adjoint(op, i, grad, x) for i, (grad, x) in enumerate(zip(grads,
-                                                                                     inputs)))
-
-
-def _checked_adjoint(op: Op, i: int, grad: Any, x: Any) -> Any:
-    if isinstance(grad, DeferredAdjoint):
-        return grad  # combined by its kind in backward; checked once it is a Tensor
-    if grad is not None and not isinstance(grad, Value):
-        raise TypeError(f"{type(op).__name__}.gradient returned a {type(grad).__name__} for "
-                        f"input {i}; adjoints are Tensors built from needle ops (or None)")
-    if not isinstance(grad, Tensor) or (grad.shape == x.shape and grad.dtype == x.dtype):
-        return grad
-    both_floating = np.issubdtype(grad.dtype, np.floating) and \
-        np.issubdtype(x.dtype, np.floating)
-    if grad.shape != x.shape or not both_floating:
-        raise ValueError(f"{type(op).__name__}.gradient returned an adjoint of shape "
-                         f"{grad.shape} and dtype {grad.dtype} for input {i}, which has "
-                         f"shape {x.shape} and dtype {x.dtype}; they must match")
-    return ops.astype(grad, x.dtype)
-
-
-def _compute_result(op: Op, data: Any, inputs: Sequence[Value]) -> Any:
-    """What ``op.compute`` returned, as an NDArray: numpy arrays and numbers are wrapped on the
-    inputs' device; anything else is a clear error naming the op."""
-    if isinstance(data, tuple):
-        return tuple(_compute_result(op, d, inputs) for d in data)
-    if isinstance(data, NDArray):
-        return data
-    if isinstance(data, (np.ndarray, np.generic, int, float, bool)):
-        device = next((x.cached_data.device for x in inputs if isinstance(x, Tensor)), None)
-        array = np.asarray(data)
-        return NDArray(array, device=device, dtype=array.dtype)
-    raise TypeError(f"{type(op).__name__}.compute returned a {type(data).__name__}; compute "
-                    f"must return an NDArray (numpy arrays are wrapped)")
-
-
-def _input_arrays(op: Op, inputs: Sequence[Any]) -> list[Any]:
-    """The inputs' arrays, or a clear error when an input is not a Tensor (a number meant
-    for the op's constructor, an array meant to be wrapped)."""
-    bad = next((i for i, x in enumerate(inputs) if not isinstance(x, Value)), None)
-    if bad is not None:
-        raise TypeError(f"{type(op).__name__} got a {type(inputs[bad]).__name__} as input {bad}; "
-                        f"ops take Tensors: pass numbers to the op's __init__ (as "
-                        f"AddScalar(2.0) does) or wrap arrays in ndl.Tensor(...)")
-    return [x.cached_data for x in inputs]
 
 
 class TensorOp(Op):
@@ -288,33 +224,6 @@ class Tensor(TensorMethods, Value):
         floating = np.issubdtype(data.dtype, np.floating)
         self._init(None, (), data, bool(requires_grad) and floating)
 
-    @property
-    def data(self) -> Tensor:
-        """A detached Tensor sharing this one's values."""
-        return self.detach()
-
-    @data.setter
-    def data(self, value: Tensor | NDArray | Any) -> None:
-        """Replace the values without recording anything (optimiser updates); the tensor
-        takes the new value's shape, as in PyTorch and the needle course."""
-        self.cached_data = value.cached_data if isinstance(value, Tensor) else \
-            _to_ndarray(value, self.device, self.dtype)
-
-    def detach(self) -> Tensor:
-        """A new leaf sharing this Tensor's values, cut off from the graph."""
-        return Tensor.make_const(self.cached_data)
-
-    def to(self, device: Device | str | Any = None, dtype: Any = None) -> Tensor:
-        """This Tensor on ``device`` (a Device, "cpu" or "cuda"; a new leaf unless already
-        there) and/or in ``dtype``; ``to(dtype)`` alone converts like ``astype``."""
-        if device is not None and not isinstance(device, Device) and not _is_device_name(device):
-            device, dtype = None, device  # to(dtype)
-        out = self if dtype is None else self.astype(dtype)
-        target = _device_named(device) if isinstance(device, str) else device
-        if target is None or target is out.device:
-            return out
-        return Tensor.make_const(out.cached_data.to(target), out.requires_grad)
-
     # ------------------------------------------------------------------ autograd
     def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool | None = None,
                  create_graph: bool = False, accumulate: bool = False) -> None:
@@ -337,24 +246,6 @@ class Tensor(TensorMethods, Value):
         keep = create_graph if retain_graph is None else retain_graph
         compute_gradient_of_variables(self, out_grad, retain_graph=keep,
                                       create_graph=create_graph)
-
-
-def _to_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
-    """``array`` as an NDArray on ``device``: NDArrays and Tensors are shared when device and
-    dtype already match, anything else is copied. Without a dtype, Python numbers and lists
-    become float32 (integers too); numpy arrays and numbers keep their dtype."""
-    if isinstance(array, Tensor):
-        array = array.cached_data
-    if isinstance(array, NDArray):
-        if device in (None, array.device) and dtype in (None, array.dtype):
-            return array
-        return NDArray(array, device=device or array.device, dtype=dtype or array.dtype)
-    if dtype is None:
-        host = np.asarray(array)
-        from_numpy = isinstance(array, (np.ndarray, np.generic))
-        dtype = host.dtype if from_numpy or host.dtype.kind not in "iuf" else "float32"
-        array = host
-    return NDArray(array, device=device, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------- backward
@@ -411,7 +302,7 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
     """Set ``.grad`` on every node reaching ``output_tensor``, summing all contributions."""
     reverse_topo_order = list(reversed(find_topo_sort([output_tensor])))
     node_to_output_grads: dict[Value, list[Any]] = {output_tensor: [out_grad]}
-    with _grad_mode(create_graph), _backward_scope():
+    with _grad_mode(create_graph), _NOT_TRACED if _tracer is None else _tracer.backward_pass():
         for node in reverse_topo_order:
             partial_adjoints = node_to_output_grads.pop(node, None)
             if partial_adjoints is None:  # no path from this node to the output
@@ -443,3 +334,5 @@ tensor_methods.ops = ops  # what Tensor's operators and methods call
 # and what its in-place updates build on (tensor_methods cannot import this module)
 tensor_methods.Tensor, tensor_methods.Value = Tensor, Value  # type: ignore[misc]
 tensor_methods.find_topo_sort = find_topo_sort  # type: ignore[assignment]
+op_checks.Tensor, op_checks.Value = Tensor, Value  # type: ignore[misc]
+op_checks.DeferredAdjoint = DeferredAdjoint  # type: ignore[misc]

@@ -83,6 +83,33 @@ class TensorMethods:
     def __str__(self) -> str:
         return str(self.numpy())
 
+    @property
+    def data(self) -> Tensor:
+        """A detached Tensor sharing this one's values."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        """Replace the values without recording anything (optimiser updates); the tensor
+        takes the new value's shape, as in PyTorch and the needle course."""
+        self.cached_data = value.cached_data if isinstance(value, Tensor) else \
+            _to_ndarray(value, self.device, self.dtype)
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this Tensor's values, cut off from the graph."""
+        return Tensor.make_const(self.cached_data)
+
+    def to(self, device: Device | str | Any = None, dtype: Any = None) -> Tensor:
+        """This Tensor on ``device`` (a Device, "cpu" or "cuda"; a new leaf unless already
+        there) and/or in ``dtype``; ``to(dtype)`` alone converts like ``astype``."""
+        if device is not None and not isinstance(device, Device) and not _is_device_name(device):
+            device, dtype = None, device  # to(dtype)
+        out = self if dtype is None else self.astype(dtype)
+        target = _device_named(device) if isinstance(device, str) else device
+        if target is None or target is out.device:
+            return out
+        return Tensor.make_const(out.cached_data.to(target), out.requires_grad)
+
     # ------------------------------------------------------------------ operators
     def __add__(self, other: Any) -> Tensor:
         return ops.add(self, other)
@@ -477,3 +504,20 @@ def _device_named(name: str) -> Device:
                            f"and a GPU); available: {nd.all_devices()}")
     return device
 
+
+def _to_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
+    """``array`` as an NDArray on ``device``: NDArrays and Tensors are shared when device and
+    dtype already match, anything else is copied. Without a dtype, Python numbers and lists
+    become float32 (integers too); numpy arrays and numbers keep their dtype."""
+    if isinstance(array, Tensor):
+        array = array.cached_data
+    if isinstance(array, NDArray):
+        if device in (None, array.device) and dtype in (None, array.dtype):
+            return array
+        return NDArray(array, device=device or array.device, dtype=dtype or array.dtype)
+    if dtype is None:
+        host = np.asarray(array)
+        from_numpy = isinstance(array, (np.ndarray, np.generic))
+        dtype = host.dtype if from_numpy or host.dtype.kind not in "iuf" else "float32"
+        array = host
+    return NDArray(array, device=device, dtype=dtype)
