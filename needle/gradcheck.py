@@ -235,6 +235,18 @@ class _Perturbable:
             self.x.data = self.original
 
 
+def _on_both_sides(cell: Any, ix: tuple[int, ...], h: float, value: Callable[[], Any]
+                   ) -> tuple[Any, Any]:
+    """(value() with x[ix] + h, value() with x[ix] - h); x[ix] restored afterwards."""
+    oldval = cell[ix]
+    cell[ix] = oldval + h
+    plus = value()
+    cell[ix] = oldval - h
+    minus = value()
+    cell[ix] = oldval
+    return plus, minus
+
+
 def eval_numerical_gradient(f: Callable[[Any], Any], x: Any, verbose: bool = True,
                             h: float = 0.00001) -> Array:
     """cs231n's numerical gradient of a scalar ``f`` at ``x`` (an array or a Tensor, moved
@@ -243,12 +255,7 @@ def eval_numerical_gradient(f: Callable[[Any], Any], x: Any, verbose: bool = Tru
     grad = np.zeros(cell.host.shape, dtype=np.float64)
     try:
         for ix in np.ndindex(*cell.host.shape):
-            oldval = cell[ix]
-            cell[ix] = oldval + h
-            fxph = float(_as_float(f(x)))
-            cell[ix] = oldval - h
-            fxmh = float(_as_float(f(x)))
-            cell[ix] = oldval
+            fxph, fxmh = _on_both_sides(cell, ix, h, lambda: float(_as_float(f(x))))
             grad[ix] = (fxph - fxmh) / (2 * h)
             if verbose:
                 print(ix, grad[ix])
@@ -265,12 +272,8 @@ def eval_numerical_gradient_array(f: Callable[[Any], Any], x: Any, df: Any,
     grad = np.zeros(cell.host.shape, dtype=np.float64)
     try:
         for ix in np.ndindex(*cell.host.shape):
-            oldval = cell[ix]
-            cell[ix] = oldval + h
-            pos = np.array(_as_float(f(x)), dtype=np.float64)
-            cell[ix] = oldval - h
-            neg = np.array(_as_float(f(x)), dtype=np.float64)
-            cell[ix] = oldval
+            pos, neg = _on_both_sides(cell, ix, h,
+                                      lambda: np.array(_as_float(f(x)), dtype=np.float64))
             grad[ix] = np.sum((pos - neg) * df) / (2 * h)
     finally:
         cell.restore()
@@ -286,12 +289,7 @@ def grad_check_sparse(f: Callable[[Any], Any], x: Any, analytic_grad: Any, num_c
     try:
         for _ in range(num_checks):
             ix = tuple(randrange(m) for m in cell.host.shape)
-            oldval = cell[ix]
-            cell[ix] = oldval + h
-            fxph = float(_as_float(f(x)))
-            cell[ix] = oldval - h
-            fxmh = float(_as_float(f(x)))
-            cell[ix] = oldval
+            fxph, fxmh = _on_both_sides(cell, ix, h, lambda: float(_as_float(f(x))))
             grad_numerical = (fxph - fxmh) / (2 * h)
             grad_analytic = float(analytic[ix])
             rel = abs(grad_numerical - grad_analytic) / (abs(grad_numerical)
