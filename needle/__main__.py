@@ -40,6 +40,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, NoReturn
@@ -275,6 +276,34 @@ LEARNERS: dict[str, Callable[[nn.Module, Data, argparse.Namespace, optim.Optimiz
 }
 
 
+class StopOnInterrupt:
+    """Ctrl-C, noticed for certain: the SIGINT handler raises KeyboardInterrupt, and also
+    records it, so an interrupt that Python swallowed (one landing inside a ``__del__`` is
+    only printed as "Exception ignored") is raised again at the next batch boundary."""
+
+    order = -100
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.previous: Any = None
+        try:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave Python's handler alone
+            pass
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def after_batch(self, learner: Learner) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+
+    def after_fit(self, learner: Learner) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def train_with_learner(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
     """The kind's Learner plus the run's callbacks: the ``--scheduler``, a checkpoint after
     every epoch (``--resume`` continues from one), progress bars, a printed line per epoch."""
@@ -285,6 +314,7 @@ def train_with_learner(model: nn.Module, data: Data, args: argparse.Namespace) -
                                   checkpoint=checkpoint_path(args.out), progress=args.progress,
                                   on_epoch=epoch_printer(args)):
         learner.add_callback(callback)
+    learner.add_callback(StopOnInterrupt())
     learner.fit(args.epochs)
     return learner.find(Recorder).history
 
