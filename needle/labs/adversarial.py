@@ -51,8 +51,7 @@ def make_fooling_image(X: np.ndarray, target_y: np.ndarray, model: ndl.nn.Module
         active = scores.argmax(axis=1) != target_y
         if not active.any():
             break
-        norms = np.sqrt((grad ** 2).sum(axis=(1, 2, 3), keepdims=True)) + 1e-12
-        fooling += active[:, None, None, None] * learning_rate * grad / norms
+        fooling += active[:, None, None, None] * learning_rate * common.per_image_unit(grad)
     return fooling
 
 
@@ -100,7 +99,7 @@ def copy_model(model: ndl.nn.Module) -> ndl.nn.Module:
 def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, float]:
     X_train, y_train, X_test, y_test = common.load_mnist(data_dir)
     model = common.mnist_cnn()
-    common.train_classifier(model, X_train, y_train, epochs=3 if quick else 8, lr=3e-3)
+    common.train_classifier(model, X_train, y_train, epochs=4 if quick else 8, lr=3e-3)
     results = {"clean_acc": common.accuracy(model, X_test, y_test)}
 
     X, y = X_test[:50], y_test[:50]
@@ -114,7 +113,7 @@ def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, flo
                      titles=[f"{label}" for label in y[:8]] + [f"-> {t}" for t in target[:8]]
                      + ["10x diff"] * 8)
 
-    count, steps = (300, 10) if quick else (2000, 40)
+    count, steps = (300, 10) if quick else (1000, 20)
     X, y = X_test[:count], y_test[:count]
     epsilons = [0.1, 0.2] if quick else [0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
     curves = accuracy_curves(model, X, y, epsilons, steps)

@@ -210,3 +210,8 @@ def input_gradient(model: Any, X: np.ndarray, objective: Callable[[Tensor], Tens
     scores = model(image)
     objective(scores).backward()
     return image.grad.numpy(), scores.numpy()
+
+
+def per_image_unit(grad: np.ndarray) -> np.ndarray:
+    """Each image's gradient (N, C, H, W) divided by its L2 norm: cs231n's normalised step."""
+    return grad / (np.sqrt((grad ** 2).sum(axis=(1, 2, 3), keepdims=True)) + 1e-12)

@@ -147,9 +147,10 @@ def loss_checks() -> dict[str, float]:
 
 def run_a_gan(D: nn.Module, G: nn.Module, images: np.ndarray, d_loss_fn: Loss,
               g_loss_fn: Loss, num_iterations: int, batch_size: int, out: str, name: str,
-              show_every: int) -> None:
+              show_every: int, on_show: Callable[[int], None] | None = None) -> None:
     """cs231n's run_a_gan: alternate one D step (G's samples detached) and one G step;
-    a grid of 16 samples every ``show_every`` iterations and at the end."""
+    a grid of 16 samples every ``show_every`` iterations and at the end, when
+    ``on_show(iteration)`` is also called."""
     D_opt, G_opt = get_optimizer(D), get_optimizer(G)
     fixed_noise = sample_noise(16, NOISE_DIM)
     for it in range(num_iterations):
@@ -171,6 +172,8 @@ def run_a_gan(D: nn.Module, G: nn.Module, images: np.ndarray, d_loss_fn: Loss,
                   f"G {float(g_loss.numpy()):.4f}", flush=True)
             save_samples(G, fixed_noise, os.path.join(out, f"{name}_iter{it + 1}.png"),
                          f"{name}, iteration {it + 1}")
+            if on_show is not None:
+                on_show(it + 1)
 
 
 def generate(G: nn.Module, noise: ndl.Tensor) -> np.ndarray:
@@ -211,12 +214,17 @@ def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, flo
     if not quick:
         for name, d_loss, g_loss in (("gan", discriminator_loss, generator_loss),
                                      ("lsgan", ls_discriminator_loss, ls_generator_loss)):
-            run_a_gan(discriminator(), generator(), images, d_loss, g_loss, 1500, 128, out,
-                      name, show_every=500)
-    D = build_dc_classifier((16, 32) if quick else (32, 64))
-    G = build_dc_generator(NOISE_DIM, (256, 32, 16) if quick else (1024, 128, 64))
-    iterations = 400 if quick else 1500
-    run_a_gan(D, G, images, discriminator_loss, generator_loss, iterations, 64 if quick else 128,
-              out, "dcgan", show_every=iterations // 4)
+            run_a_gan(discriminator(), generator(), images, d_loss, g_loss, 1000, 128, out,
+                      name, show_every=250)
+    D, G = build_dc_classifier((16, 32)), build_dc_generator(NOISE_DIM, (256, 32, 16))
+    iterations = 400 if quick else 3000
+
+    def report(iteration: int) -> None:
+        verdict = judge(G, classifier)
+        print(f"  judged: {verdict}", flush=True)
+        results.update({f"{k}_iter{iteration}": v for k, v in verdict.items()})
+
+    run_a_gan(D, G, images, discriminator_loss, generator_loss, iterations, 64, out, "dcgan",
+              show_every=iterations // 4 if quick else 500, on_show=None if quick else report)
     results.update(judge(G, classifier))
     return results

@@ -67,9 +67,8 @@ def create_class_visualization(targets: np.ndarray, model: ndl.nn.Module,
             image.data = ndl.Tensor(jitter(image.numpy(), ox, oy))
         objective = model(image)[rows, targets].sum() - l2_reg * (image * image).sum()
         objective.backward()
-        grad = image.grad.numpy()
-        norms = np.sqrt((grad ** 2).sum(axis=(1, 2, 3), keepdims=True)) + 1e-12
-        step = jitter(image.numpy() + learning_rate * grad / norms, -ox, -oy)
+        step = image.numpy() + learning_rate * common.per_image_unit(image.grad.numpy())
+        step = jitter(step, -ox, -oy)
         if t % blur_every == blur_every - 1:
             step = blur_image(step)
         with ndl.no_grad():  # update the leaf in place: it stays the same Tensor
