@@ -7,7 +7,8 @@ cs231n's assignment-3 GAN notebook on needle, trained on the 10,000 real MNIST i
 padding 1, with BatchNorm) are cs231n's layer for layer; images are NCHW. ``bce_loss`` is
 ``nn.BCEWithLogitsLoss`` (stable for logits of any size); ``discriminator_loss`` /
 ``generator_loss`` and their least-squares variants are cs231n's; the optimiser is Adam
-with lr 1e-3 and beta1 0.5.
+with lr 1e-3 and beta1 0.5; every network starts from cs231n's ``initialize_weights``
+(Xavier-uniform Linear and ConvTranspose2d weights; needle's Linear default differs).
 
 The parameter counts are cs231n's, counted with the 4-dimensional noise its checks use. The
 full run trains the vanilla and least-squares GANs (300 iterations of 128 each) and a DCGAN
@@ -91,6 +92,27 @@ def build_dc_generator(noise_dim: int = NOISE_DIM, widths: tuple[int, int, int] 
         Unflatten(c1, 7, 7), nn.ConvTranspose2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),
         nn.BatchNorm2d(c2), nn.ConvTranspose2d(c2, 1, 4, stride=2, padding=1), nn.Tanh(),
         nn.Flatten())
+
+
+def initialize_weights(module: nn.Module) -> None:
+    """cs231n's ``initialize_weights`` (``model.apply`` it): Xavier-uniform weights for Linear
+    and ConvTranspose2d layers, U(±sqrt(6 / (fan_in + fan_out))). needle's default Linear init
+    is Kaiming-uniform, about 2.4 times wider, and with it the fully connected GAN's
+    discriminator wins within 250 iterations (D loss 5e-4, every sample alike)."""
+    if isinstance(module, nn.Linear):
+        fan_in, fan_out = module.weight.shape
+    elif isinstance(module, nn.ConvTranspose2d):
+        k_h, k_w, c_out, c_in = module.weight.shape
+        fan_in, fan_out = c_out * k_h * k_w, c_in * k_h * k_w
+    else:
+        return
+    bound = float(np.sqrt(6 / (fan_in + fan_out)))
+    module.weight.data = ndl.Tensor(np.random.uniform(-bound, bound, module.weight.shape)
+                                    .astype(np.float32), requires_grad=False)
+
+
+def initialized(model: nn.Module) -> nn.Module:
+    return model.apply(initialize_weights)
 
 
 def count_params(model: nn.Module) -> int:
@@ -217,9 +239,10 @@ def run(quick: bool, out: str, seed: int, data_dir: str | None) -> dict[str, flo
     if not quick:
         for name, d_loss, g_loss in (("gan", discriminator_loss, generator_loss),
                                      ("lsgan", ls_discriminator_loss, ls_generator_loss)):
-            run_a_gan(discriminator(), generator(), images, d_loss, g_loss, 300, 128, out,
-                      name, show_every=100)
-    D, G = build_dc_classifier((16, 32)), build_dc_generator(NOISE_DIM, (256, 32, 16))
+            run_a_gan(initialized(discriminator()), initialized(generator()), images, d_loss,
+                      g_loss, 300, 128, out, name, show_every=100)
+    D = initialized(build_dc_classifier((16, 32)))
+    G = initialized(build_dc_generator(NOISE_DIM, (256, 32, 16)))
     iterations = 400 if quick else 1500
 
     def report(iteration: int) -> None:

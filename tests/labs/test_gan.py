@@ -64,3 +64,18 @@ def test_gan_lab(tmp_path):
     assert results["dcgan_confident"] >= 0.2
     assert results["dcgan_classes_covered"] >= 6
     assert (tmp_path / "dcgan_iter400.png").exists()
+
+
+@pytest.mark.parametrize("make_layer, make_torch", [
+    (lambda: ndl.nn.Linear(96, 1024), lambda: torch.nn.Linear(96, 1024)),
+    (lambda: ndl.nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1),
+     lambda: torch.nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1))])
+def test_initialize_weights_is_xavier_uniform_with_torchs_fans(make_layer, make_torch):
+    np.random.seed(0)
+    layer = make_layer()
+    gan.initialize_weights(layer)
+    fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(make_torch().weight)
+    bound = np.sqrt(6 / (fan_in + fan_out))
+    weight = layer.weight.numpy()
+    assert np.abs(weight).max() <= bound
+    assert weight.std() == pytest.approx(bound / np.sqrt(3), rel=0.02)
