@@ -9,7 +9,7 @@ array([2., 4., 6.], dtype=float32)
 
 from . import backend_ndarray, ops
 from . import data, init, nn, optim
-from . import models, train
+from . import distributed, models, train
 from .autograd import Tensor, TensorTuple, Value, enable_grad, is_grad_enabled, no_grad
 from .backend_ndarray import all_devices, cpu, cpu_numpy, cuda, default_device
 from .ops import (add, add_scalar, astype, avg_pool2d, broadcast_to, concatenate, conv,

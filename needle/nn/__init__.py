@@ -10,11 +10,12 @@ from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
+from .sync_batchnorm import SyncBatchNorm
 
 __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLoss",
            "BatchNorm1d", "BatchNorm2d", "Conv", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss",
            "Dropout", "Dropout2d", "Embedding", "Flatten", "GELU", "GRU", "GRUCell", "Identity",
            "LSTM", "LSTMCell", "LayerNorm1d", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d",
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
-           "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
-           "TransformerLayer", "summary"]
+           "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "SyncBatchNorm", "Tanh",
+           "Transformer", "TransformerLayer", "summary"]
