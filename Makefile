@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 NEEDLE_DATA ?= $(abspath ../shared/data)
 export NEEDLE_DATA
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast bench bench-distributed lint clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -15,8 +15,13 @@ $(VENV)/.demo: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e ".[test,datasets,viz,progress]"
+	$(PY) -m pip install -q -e ".[test,datasets,viz,progress,distributed]"
 	touch $@
+
+# the distributed tests again as a 2-rank MPI job (the mpich wheel's mpiexec); a timeout
+# ends a hang long before CI's limit
+MPI_TESTS := timeout -k 10 600 $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider \
+	tests/distributed
 
 demo: $(VENV)/.demo
 	$(PY) -m needle train --model mlp_resnet --dataset digits --epochs 20 --out runs/demo
@@ -24,15 +29,20 @@ demo: $(VENV)/.demo
 test: $(VENV)/.test
 	$(PY) -m mypy
 	$(PY) -m pytest -n 2 needle tests
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS)
 
 test-fast: $(VENV)/.test
 	$(PY) -m pytest -n 2 -m "not slow" needle tests
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS) -m "not slow"
 
 lint: $(VENV)/.test
 	$(PY) -m mypy
 
 bench: $(VENV)/.test
 	$(PY) bench/core.py
+
+bench-distributed: $(VENV)/.test
+	$(PY) bench/distributed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache

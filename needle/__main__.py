@@ -3,6 +3,10 @@
     python -m needle train --model mlp_resnet --dataset digits --epochs 10 --out runs/digits
     python -m needle train --dataset mnist --resume runs/mnist/checkpoint.safetensors
 
+``train`` runs data-parallel under an MPI launcher (``mpiexec -n 4 python -m needle train``,
+or ``train --nproc 4``, which starts one; see docs/distributed.md): each rank trains on its
+share of every batch, and rank 0 alone prints and writes files.
+
 ``train`` prints one line per epoch and writes ``OUT/history.json`` (one object per epoch),
 ``OUT/curves.png`` (loss and accuracy per epoch, train vs test), ``OUT/checkpoint.safetensors``
 (after every epoch; ``--resume`` continues from it) and ``OUT/model.safetensors``.
@@ -30,12 +34,14 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 
 from . import data as ndl_data
+from . import distributed as dist
 from . import nn, optim, train_lm
+from .distributed.launch import launch, without_option
 from .models import CNN, MLPResNet, ResNet9
 from .serialization import save
 from .train import fit
@@ -160,8 +166,15 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
                         help="cifar10: random flips and crops of the training images")
 
 
+def add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nproc", type=positive_int, default=1,
+                        help="start this many data-parallel ranks on this machine (mpiexec)")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="distributed: BatchNorm over the global batch (SyncBatchNorm)")
+
+
 TRAIN_OPTIONS: list[Callable[[argparse.ArgumentParser], None]] = [
-    add_image_options, train_lm.add_lm_options]
+    add_image_options, train_lm.add_lm_options, add_distributed_options]
 
 
 # ---------------------------------------------------------------------------- loops
@@ -197,16 +210,39 @@ def epoch_line(entry: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def report(text: str) -> None:
+    """Print a line of the run's output (rank 0 only in a distributed job)."""
+    if dist.is_main_process():
+        print(text, flush=True)
+
+
+def make_loaders(data: Data, args: argparse.Namespace) -> tuple[Any, Any]:
+    """Shuffled training and ordered test batches. In a distributed job each rank reads
+    its share (a DistributedSampler; the test images once each) in batches of
+    ``--batch-size`` / world size."""
+    world = dist.world_size()
+    if world == 1:
+        return (ndl_data.DataLoader(data.train, args.batch_size, shuffle=True),
+                ndl_data.DataLoader(data.test, args.batch_size))
+    train_share = dist.DistributedSampler(data.train, seed=args.seed)
+    test_share = dist.DistributedSampler(data.test, shuffle=False, pad=False)
+    return (ndl_data.DataLoader(data.train, args.batch_size // world, sampler=train_share),
+            ndl_data.DataLoader(data.test, args.batch_size // world, sampler=test_share))
+
+
 def train_classifier(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
     """Mini-batch training with ``needle.train.fit``: softmax loss, shuffled batches,
-    a checkpoint after every epoch."""
+    a checkpoint after every epoch; data-parallel in a distributed job."""
     opt = make_optimizer(model, args)
-    train_loader = ndl_data.DataLoader(data.train, args.batch_size, shuffle=True)
-    test_loader = ndl_data.DataLoader(data.test, args.batch_size)
+    scheduler = make_scheduler(opt, args)
+    train_loader, test_loader = make_loaders(data, args)
+    if dist.world_size() > 1:  # rank 0's weights everywhere, gradients averaged
+        dist.broadcast_parameters(model)
+        opt = cast(optim.Optimizer, dist.DistributedOptimizer(opt))  # duck-types it
     return fit(model, train_loader, opt, args.epochs, test_loader=test_loader,
-               scheduler=make_scheduler(opt, args), resume=args.resume,
+               scheduler=scheduler, resume=args.resume,
                checkpoint=os.path.join(args.out, "checkpoint.safetensors"),
-               progress=args.progress, on_epoch=lambda e: print(epoch_line(e), flush=True))
+               progress=args.progress, on_epoch=lambda e: report(epoch_line(e)))
 
 
 def train_language_model(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
@@ -254,6 +290,8 @@ def plot_curves(history: History, path: str) -> None:
 
 
 def write_outputs(model: nn.Module, history: History, out: str) -> None:
+    if not dist.is_main_process():
+        return
     with open(os.path.join(out, "history.json"), "w") as f:
         json.dump(history, f, indent=1)
     plot_curves(history, os.path.join(out, "curves.png"))
@@ -294,26 +332,48 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         add_options(parser)
 
 
+def check_distributed(args: argparse.Namespace, world: int) -> None:
+    """A data-parallel run of ``world`` ranks must split its batch evenly."""
+    if args.batch_size % world:
+        raise SystemExit(f"--batch-size {args.batch_size} must be a multiple of the {world} "
+                         f"ranks (each rank takes an equal share of every batch)")
+    if args.dataset == "ptb":
+        raise SystemExit(f"{args.dataset}: the language-model loop runs in one process; "
+                         "distributed training covers the classification datasets")
+
+
 def run_train(args: argparse.Namespace) -> None:
     """Train a model on a dataset, printing a line per epoch; write history, curves, model."""
     if args.resume and not os.path.isfile(args.resume):
         raise SystemExit(f"--resume: no checkpoint file at {args.resume}")
+    world = dist.world_size()
+    if args.nproc > 1:
+        if world > 1:
+            raise SystemExit("--nproc starts its own MPI job: leave it out under mpiexec")
+        check_distributed(args, args.nproc)
+        raise SystemExit(launch(args.nproc, without_option(args.argv, "--nproc")))
+    if world > 1:
+        check_distributed(args, world)
+        report(f"distributed: {world} ranks, global batch {args.batch_size} = {world} x "
+               f"{args.batch_size // world} per rank")
     np.random.seed(args.seed)
     data = DATASETS[args.dataset](args)
     if data.note:
-        print(data.note, flush=True)
+        report(data.note)
     model = MODELS[args.model](data, args)
+    if args.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     os.makedirs(args.out, exist_ok=True)
     history = LOOPS[data.kind](model, data, args)
     write_outputs(model, history, args.out)
-    print(f"wrote {args.out}/history.json, curves.png, model.safetensors")
+    report(f"wrote {args.out}/history.json, curves.png, model.safetensors")
     last = history[-1] if history else {}
     if "test_ppl" in last:
-        print(f"test perplexity {last['test_ppl']:.1f} on {len(data.test):,} held-out "
-              f"{args.dataset} tokens", flush=True)
+        report(f"test perplexity {last['test_ppl']:.1f} on {len(data.test):,} held-out "
+               f"{args.dataset} tokens")
     elif "test_acc" in last:
-        print(f"test accuracy {last['test_acc']:.4f} on {len(data.test):,} held-out "
-              f"{args.dataset} images", flush=True)
+        report(f"test accuracy {last['test_acc']:.4f} on {len(data.test):,} held-out "
+               f"{args.dataset} images")
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
@@ -341,7 +401,9 @@ def main(argv: list[str] | None = None) -> None:
     if defaults:  # the model's own defaults, then the command line again on top
         subparsers[args.command].set_defaults(**defaults)
         args = parser.parse_args(argv)
-    args.run(args)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for train --nproc
+    with dist.abort_on_error():  # a failing rank ends the whole job, no hang
+        args.run(args)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """Training loops: one ``epoch`` over a DataLoader, and ``fit`` with history and checkpoints.
 
+In a data-parallel job (``needle.distributed``) every rank runs the same loop on its share
+of the data: ``epoch`` sums errors, samples and losses over the ranks, ``fit`` sets the
+epoch of a ``DistributedSampler`` and only rank 0 writes checkpoints.
+
 ``fit`` keeps one history entry per epoch (losses, accuracies, learning rate, seconds),
 can save a checkpoint after every epoch and resume from one: a checkpoint holds the model,
 the optimiser (moments, step counter), the scheduler, the history and numpy's global RNG
@@ -18,6 +22,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from . import distributed as dist
 from . import nn
 from .autograd import Tensor, no_grad
 from .optim import Optimizer
@@ -43,11 +48,15 @@ def epoch(dataloader: Iterable[Any], model: nn.Module, loss_fn: nn.Module | None
     """One pass over ``dataloader``: training (``model.train()``, a step per batch) when
     ``opt`` is given, else evaluation (``model.eval()``, no graph).
 
-    Returns (error rate over all samples, mean of the per-batch losses)."""
+    Returns (error rate, mean loss) over all samples, of every rank in a distributed job
+    (sums over the ranks, not means of their means); there every rank starts the pass
+    with rank 0's buffers (BatchNorm's running statistics), so it evaluates one model."""
     loss_fn = loss_fn or nn.SoftmaxLoss()
+    dist.broadcast_buffers(model)
     model.train(opt is not None)
-    errors, samples, losses = 0, 0, []
-    for x, y in _progress(dataloader, progress, "train" if opt else "eval"):
+    errors, samples, loss_sum = 0, 0, 0.0
+    for x, y in _progress(dataloader, progress and dist.is_main_process(),
+                          "train" if opt else "eval"):
         if opt is None:
             with no_grad():
                 logits = model(x)
@@ -60,10 +69,11 @@ def epoch(dataloader: Iterable[Any], model: nn.Module, loss_fn: nn.Module | None
             opt.step()
         errors += int((logits.numpy().argmax(axis=1) != y.numpy()).sum())
         samples += y.shape[0]
-        losses.append(float(loss.numpy()))
+        loss_sum += float(loss.numpy()) * y.shape[0]
+    errors, samples, loss_sum = dist.all_reduce(np.array([errors, samples, loss_sum])).tolist()
     if not samples:
         raise ValueError("epoch: the dataloader yielded no batches")
-    return errors / samples, float(np.mean(losses))
+    return errors / samples, loss_sum / samples
 
 
 def _as_metrics(result: Any) -> Metrics:
@@ -121,9 +131,11 @@ def fit(model: nn.Module, train_loader: Iterable[Any], opt: Optimizer, epochs: i
     from (its epochs count towards ``epochs``). ``scheduler.step()`` runs after each epoch;
     ``on_epoch`` receives each new history entry (e.g. to print it)."""
     history = load_checkpoint(resume, model, opt, scheduler) if resume else []
+    dist.decorrelate_rng()
     for index in range(len(history), epochs):
         start, lr = time.perf_counter(), opt.lr
         entry: Metrics = {"epoch": index + 1}
+        _set_epoch(train_loader, index)
         result = epoch_fn(train_loader, model, loss_fn, opt, progress=progress)
         entry.update({f"train_{k}": v for k, v in _as_metrics(result).items()})
         if test_loader is not None:
@@ -133,12 +145,19 @@ def fit(model: nn.Module, train_loader: Iterable[Any], opt: Optimizer, epochs: i
             scheduler.step()
         entry.update(lr=lr, seconds=time.perf_counter() - start)
         history.append(entry)
-        if checkpoint:
+        if checkpoint and dist.is_main_process():
             os.makedirs(os.path.dirname(os.path.abspath(checkpoint)), exist_ok=True)
             save_checkpoint(checkpoint, model, opt, history, scheduler)
         if on_epoch is not None:
             on_epoch(entry)
     return history
+
+
+def _set_epoch(loader: Any, index: int) -> None:
+    """Tell the loader's sampler (a DistributedSampler) which epoch's order to draw."""
+    set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(index)
 
 
 def predict(model: nn.Module, x: Tensor) -> np.ndarray:

@@ -9,10 +9,12 @@ docs/distributed.md.
 from .comm import (abort, abort_on_error, all_gather, all_gather_object, all_reduce, barrier,
                    broadcast, broadcast_object, init, is_initialized, is_main_process, rank,
                    under_launcher, world_size)
-from .parallel import DistributedOptimizer, broadcast_parameters, check_same_layout
+from .parallel import (DistributedOptimizer, broadcast_buffers, broadcast_parameters,
+                       check_same_layout, decorrelate_rng)
 from .sampler import DistributedSampler
 
 __all__ = ["DistributedOptimizer", "DistributedSampler", "abort", "abort_on_error",
            "all_gather", "all_gather_object", "all_reduce", "barrier", "broadcast",
-           "broadcast_object", "broadcast_parameters", "check_same_layout", "init",
-           "is_initialized", "is_main_process", "rank", "under_launcher", "world_size"]
+           "broadcast_buffers", "broadcast_object", "broadcast_parameters",
+           "check_same_layout", "decorrelate_rng", "init", "is_initialized",
+           "is_main_process", "rank", "under_launcher", "world_size"]

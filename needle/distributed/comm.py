@@ -108,8 +108,12 @@ def _in_place(x: Tensor | NDArray | np.ndarray) -> Iterator[np.ndarray]:
     raw = _raw(x)
     host, own = _host(raw)
     yield host
-    if not own:  # a GPU array takes the host copy through its device's module
-        raw[...] = host if isinstance(raw, np.ndarray) else x.device.from_numpy(host)
+    if isinstance(raw, np.ndarray):
+        if not own:
+            raw[...] = host
+    else:  # a GPU array takes the host copy through its device's module
+        assert isinstance(x, (Tensor, NDArray))
+        raw[...] = x.device.from_numpy(host)
 
 
 # ---------------------------------------------------------------------------- collectives
@@ -149,7 +153,7 @@ def all_gather(x: Array) -> Array:
     if len(set(shapes)) > 1:
         raise ValueError(f"all_gather: every rank must send the same shape and dtype, got "
                          f"{dict(enumerate(shapes))} by rank")
-    host, _ = _host(raw)
+    host: np.ndarray = _host(raw)[0]
     out = np.empty((world_size(), *host.shape), dtype=host.dtype)
     if world_size() == 1:
         out[0] = host

@@ -45,11 +45,32 @@ def check_same_layout(layout: Layout, what: str) -> None:
 
 def broadcast_parameters(model: Module, root: int = 0) -> None:
     """Copy rank ``root``'s parameters and buffers into every rank's ``model``, in place."""
-    tensors = list(model.named_tensors())
-    check_same_layout([(name, t.shape, str(t.dtype)) for name, t in tensors],
-                      "broadcast_parameters")
+    _broadcast_tensors(list(model.named_tensors()), root, "broadcast_parameters")
+
+
+def broadcast_buffers(model: Module, root: int = 0) -> None:
+    """Copy rank ``root``'s buffers (tensors that are not Parameters, e.g. BatchNorm's
+    running statistics, which plain BatchNorm updates from each rank's own batches) into
+    every rank's ``model``, as PyTorch's DDP does before its forward passes."""
+    params = {id(p) for p in model.parameters()}
+    buffers = [(name, t) for name, t in model.named_tensors() if id(t) not in params]
+    _broadcast_tensors(buffers, root, "broadcast_buffers")
+
+
+def _broadcast_tensors(tensors: list[tuple[str, Tensor]], root: int, what: str) -> None:
+    if comm.world_size() == 1:
+        return
+    check_same_layout([(name, t.shape, str(t.dtype)) for name, t in tensors], what)
     for _, tensor in tensors:
         comm.broadcast(tensor, root)
+
+
+def decorrelate_rng() -> None:
+    """Give each rank its own stream of numpy's global RNG (dropout masks, augmentations):
+    rank 0 keeps the stream it has, as one process would; rank r > 0 reseeds from a draw
+    of it plus r. Call it with the same RNG state on every rank (after seeding, resuming)."""
+    if comm.rank() > 0:
+        np.random.seed((int(np.random.randint(2**31)) + comm.rank()) % 2**32)
 
 
 def parameters_of(optimizer: Any) -> list[Tensor]:

@@ -1,0 +1,46 @@
+"""Starting a job: ``python -m needle train --nproc 4 ...`` runs
+``mpiexec -n 4 python -m needle train ...`` with the MPI launcher of the mpich wheel (it
+installs ``mpiexec`` beside the Python that has it) and waits for it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+# each rank gets its share of the cores for BLAS unless the user set these
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def find_mpiexec() -> str:
+    """The ``mpiexec`` beside this Python (the mpich wheel's), else the one on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    found = beside if os.path.isfile(beside) else shutil.which("mpiexec")
+    if found is None:
+        raise SystemExit("--nproc needs an MPI launcher (mpiexec), which the distributed "
+                         "extra installs: pip install 'needle[distributed]'")
+    return found
+
+
+def without_option(argv: list[str], flag: str) -> list[str]:
+    """``argv`` without ``flag VALUE`` or ``flag=VALUE``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif not arg.startswith(flag + "="):
+            out.append(arg)
+    return out
+
+
+def launch(nproc: int, module_argv: list[str]) -> int:
+    """Run ``python -m needle MODULE_ARGV`` as ``nproc`` ranks of one MPI job on this
+    machine; returns the job's exit status (non-zero when any rank failed)."""
+    env = dict(os.environ)
+    for name in THREAD_VARIABLES:
+        env.setdefault(name, str(max(1, (os.cpu_count() or 1) // nproc)))
+    command = [find_mpiexec(), "-n", str(nproc), sys.executable, "-m", "needle", *module_argv]
+    return subprocess.call(command, env=env)

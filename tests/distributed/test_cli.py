@@ -1,0 +1,70 @@
+"""``python -m needle train --nproc 2``: the first line says how the global batch is split,
+rank 0 alone prints and writes, the test metrics are those of the whole test set (sums
+over the ranks: they equal a one-process evaluation of the saved model), and a resumed
+distributed run continues the history."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import distributed as dist
+from needle.__main__ import load_digits
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def needle_train(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "needle", "train", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def launcher():
+    pytest.importorskip("mpi4py")
+    if not os.path.exists(os.path.join(os.path.dirname(sys.executable), "mpiexec")) or \
+            dist.under_launcher():
+        pytest.skip("needs the mpich wheel's mpiexec, outside an MPI job")
+
+
+@pytest.mark.slow
+def test_nproc_trains_data_parallel_evaluates_globally_and_resumes(launcher, tmp_path):
+    out = str(tmp_path / "run")
+    common = ["--dataset", "digits", "--batch-size", "100", "--out", out, "--no-progress"]
+    first = needle_train("--nproc", "2", "--epochs", "2", *common)
+    assert first.returncode == 0, first.stderr
+    lines = first.stdout.splitlines()
+    assert lines[0] == "distributed: 2 ranks, global batch 100 = 2 x 50 per rank"
+    assert [line.split()[:2] for line in lines if line.startswith("epoch")] == \
+        [["epoch", "1"], ["epoch", "2"]]  # printed by rank 0 only
+    with open(os.path.join(out, "history.json")) as f:
+        history = json.load(f)
+    assert [e["epoch"] for e in history] == [1, 2]
+
+    model = ndl.models.MLPResNet(64, hidden_dim=100, num_blocks=3, num_classes=10)
+    model.load_state_dict(ndl.load(os.path.join(out, "model.safetensors")))
+    test = load_digits(None).test
+    error, loss = ndl.train.epoch(ndl.data.DataLoader(test, 100), model)
+    assert history[-1]["test_acc"] == pytest.approx(1 - error, abs=1e-9)
+    assert history[-1]["test_loss"] == pytest.approx(loss, rel=1e-5)
+
+    resumed = needle_train("--nproc", "2", "--epochs", "3", "--resume",
+                           os.path.join(out, "checkpoint.safetensors"), *common)
+    assert resumed.returncode == 0, resumed.stderr
+    with open(os.path.join(out, "history.json")) as f:
+        continued = json.load(f)
+    assert [e["epoch"] for e in continued] == [1, 2, 3] and continued[:2] == history
+    assert continued[-1]["train_loss"] < history[0]["train_loss"]
+    assert continued[-1]["test_acc"] > 0.8  # one process reaches about 0.9 here too
+
+
+def test_a_batch_that_does_not_split_evenly_is_refused_before_launching(launcher, tmp_path):
+    result = needle_train("--nproc", "3", "--batch-size", "100", "--out", str(tmp_path))
+    assert result.returncode != 0
+    assert "--batch-size 100 must be a multiple of the 3 ranks" in result.stderr
+    assert not np.any([name.endswith(".json") for name in os.listdir(tmp_path)])
