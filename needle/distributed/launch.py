@@ -4,6 +4,7 @@ installs ``mpiexec`` beside the Python that has it) and waits for it."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,9 +18,9 @@ def find_mpiexec() -> str:
     """The ``mpiexec`` beside this Python (the mpich wheel's), else the one on PATH."""
     beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     found = beside if os.path.isfile(beside) else shutil.which("mpiexec")
-    if found is None:
-        raise SystemExit("--nproc needs an MPI launcher (mpiexec), which the distributed "
-                         "extra installs: pip install 'needle[distributed]'")
+    if found is None or importlib.util.find_spec("mpi4py") is None:
+        raise SystemExit("--nproc needs mpi4py and an MPI launcher (mpiexec), which the "
+                         "distributed extra installs: pip install 'needle[distributed]'")
     return found
 
 

@@ -52,6 +52,8 @@ def broadcast_buffers(model: Module, root: int = 0) -> None:
     """Copy rank ``root``'s buffers (tensors that are not Parameters, e.g. BatchNorm's
     running statistics, which plain BatchNorm updates from each rank's own batches) into
     every rank's ``model``, as PyTorch's DDP does before its forward passes."""
+    if comm.world_size() == 1:
+        return
     params = {id(p) for p in model.parameters()}
     buffers = [(name, t) for name, t in model.named_tensors() if id(t) not in params]
     _broadcast_tensors(buffers, root, "broadcast_buffers")

@@ -161,7 +161,8 @@ def test_distributed_optimizer_averages_zero_fills_and_groups_by_dtype():
     np.testing.assert_array_equal(params[3].numpy(), before[3])  # skipped, as in PyTorch
     assert opt.state_dict().keys() == opt.optimizer.state_dict().keys()
     opt.lr = 0.5
-    assert opt.optimizer.lr == 0.5 == opt.lr and opt.t == opt.optimizer.t == 1
+    opt.optimizer.custom_attribute = 3  # the rest of its surface passes through
+    assert opt.optimizer.lr == 0.5 == opt.lr and opt.custom_attribute == 3
 
 
 def test_parameter_shapes_that_differ_across_ranks_are_a_clear_error():
