@@ -177,3 +177,25 @@ def test_parameter_shapes_that_differ_across_ranks_are_a_clear_error():
         p.grad = ndl.init.zeros(*p.shape)
     with pytest.raises(ValueError, match="every rank must build the same model"):
         opt.step()
+
+
+def test_evaluation_sums_over_ranks_and_uses_rank_zero_buffers():
+    """Unequal shares (37 samples, batches of 5): the job's error and loss are those of
+    the whole set (sums, not means of means), with rank 0's BatchNorm statistics."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((37, DIM)).astype(np.float32)
+    data = ndl.data.NDArrayDataset(x, rng.integers(0, 5, 37))
+    model = mlp_resnet(nn.BatchNorm1d)
+    for module in model.modules():  # running statistics that differ by rank
+        if isinstance(module, nn.BatchNorm1d):
+            module.running_mean.data = ndl.Tensor(np.full(module.dim, 0.1 * R, np.float32))
+    share = DistributedSampler(data, shuffle=False, pad=False)
+    error, loss = ndl.train.epoch(ndl.data.DataLoader(data, 5, sampler=share), model)
+    everyone = dist.all_gather_object(model.state_dict())
+    assert all(max_difference(state, everyone[0]) == 0 for state in everyone)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm1d):
+            assert np.all(module.running_mean.numpy() == 0)  # rank 0's
+    whole_error, whole_loss = ndl.train.epoch(ndl.data.DataLoader(data, 37), model)
+    assert error == pytest.approx(whole_error, abs=1e-12)
+    assert loss == pytest.approx(whole_loss, rel=1e-6)
