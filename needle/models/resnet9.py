@@ -10,11 +10,12 @@ from ..backend_ndarray import Device
 
 def ConvBN(in_channels: int, out_channels: int, kernel_size: int, stride: int,
            device: Device | None = None, dtype: str = "float32") -> nn.Module:
-    """Conv (same padding) -> BatchNorm2d -> ReLU on (N, C_in, H, W)."""
-    return nn.Sequential(
+    """Conv (same padding) -> BatchNorm2d -> ReLU on (N, C_in, H, W), fused in training
+    (``nn.ConvBatchNorm2d``: the same three children as a plain Sequential)."""
+    return nn.ConvBatchNorm2d(
         nn.Conv(in_channels, out_channels, kernel_size, stride=stride, device=device,
                 dtype=dtype),
-        nn.BatchNorm2d(out_channels, device=device, dtype=dtype), nn.ReLU())
+        nn.BatchNorm2d(out_channels, device=device, dtype=dtype))
 
 
 class ResNet9(nn.Module):

@@ -6,6 +6,7 @@ from .basic import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, 
                     ReLU, Residual, Sequential, Sigmoid, Tanh)
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, ConvTranspose2d,
                    Dropout2d, MaxPool2d)
+from .conv_bn import ConvBatchNorm2d
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
@@ -13,7 +14,7 @@ from .summary import summary
 from .sync_batchnorm import SyncBatchNorm
 
 __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLoss",
-           "BatchNorm1d", "BatchNorm2d", "Conv", "Conv2d", "ConvTranspose2d", "CrossEntropyLoss",
+           "BatchNorm1d", "BatchNorm2d", "Conv", "Conv2d", "ConvBatchNorm2d", "ConvTranspose2d", "CrossEntropyLoss",
            "Dropout", "Dropout2d", "Embedding", "Flatten", "GELU", "GRU", "GRUCell", "Identity",
            "LSTM", "LSTMCell", "LayerNorm1d", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d",
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",

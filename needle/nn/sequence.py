@@ -282,14 +282,37 @@ class GRU(_RecurrentNetwork):
 
 class LSTM(_RecurrentNetwork):
     """Multi-layer LSTM: input (seq_len, batch, input), h = (h0, c0) each (num_layers, batch,
-    hidden) or None (zeros); returns (output (seq_len, batch, hidden), (h_n, c_n))."""
+    hidden) or None (zeros); returns (output (seq_len, batch, hidden), (h_n, c_n)).
+
+    With ``fused`` (the default) each layer runs as one ``ops.lstm_sequence`` node instead of
+    seq_len compositions of ``LSTMCell.step``: the same values, far fewer graph nodes.
+    ``fused=False`` keeps the per-step composition (needed for second derivatives)."""
 
     cells_name = "lstm_cells"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, device: Device | None = None, dtype: str = "float32"):
+                 bias: bool = True, device: Device | None = None, dtype: str = "float32",
+                 fused: bool = True):
         super().__init__(input_size, hidden_size, num_layers)
+        self.fused = fused
         self.lstm_cells = self.make_cells(LSTMCell, bias=bias, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor, h: Any = None) -> tuple[Tensor, Any]:
+        if not self.fused:
+            return super().forward(x, h)
+        if x.ndim != 3 or x.shape[2] != self.input_size:
+            raise ValueError(f"LSTM expects input (seq_len, batch, {self.input_size}), got "
+                             f"shape {x.shape}")
+        seq_len, batch_size, _ = x.shape
+        hidden, finals = self.hidden_size, []
+        for cell, (h0, c0) in zip(self.cells, self.split_state(h, batch_size)):
+            projected = cell.project_input(x.reshape((seq_len * batch_size, x.shape[2])))
+            states = ops.lstm_sequence(projected.reshape((seq_len, batch_size, 4 * hidden)),
+                                       cell.W_hh, h0.reshape((batch_size, hidden)),
+                                       c0.reshape((batch_size, hidden)))
+            x = states[:, :, :hidden]
+            finals.append((states[seq_len - 1, :, :hidden], states[seq_len - 1, :, hidden:]))
+        return x, self.join_state(finals)
 
     def split_state(self, h: Any, batch_size: int) -> list[State]:
         if h is None:

@@ -19,6 +19,7 @@ from ..backend_ndarray.ndarray import _wrap, array_sum
 from ..distributed import comm
 from .basic import BatchNorm1d
 from .conv import BatchNorm2d
+from .conv_bn import ConvBatchNorm2d
 from .module import Module
 
 Axes = tuple[int, ...]
@@ -121,6 +122,8 @@ class SyncBatchNorm(BatchNorm1d):
             return cls._from_batchnorm(module)
         for name, value in vars(module).items():
             setattr(module, name, _convert(value))
+        if isinstance(module, ConvBatchNorm2d):  # its fused node takes local statistics
+            module.fused = False
         return module
 
     @classmethod

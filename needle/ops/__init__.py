@@ -16,6 +16,9 @@ from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWise
 from .elementwise import Sigmoid, SigmoidGrad, TanhGrad, sigmoid
 from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
 from .linear import Linear, linear
+from .conv_bn import ConvBatchNorm, Recorded, conv_batch_norm
+from .pool import MaxPool, MaxPoolGrad, max_pool
+from .lstm import LSTMSequence, LSTMSequenceGrad, lstm_sequence
 from .logarithmic import (LogSoftmax, LogSumExp, Softmax, logsoftmax, logsumexp,
                           softmax)
 from .matmul import MatMul, matmul
@@ -41,6 +44,8 @@ __all__ = [
     "power_scalar", "reduced_shape", "relu", "reshape", "sigmoid", "softmax", "split", "sqrt",
     "stack", "sub", "summation", "tanh", "transpose", "tuple_get_item", "undilate", "where",
     # fused ops for speed (Linear, Normalize, SoftmaxCrossEntropy) and erf
+    "LSTMSequence", "LSTMSequenceGrad", "lstm_sequence", "MaxPool", "MaxPoolGrad", "max_pool",
+    "ConvBatchNorm", "Recorded", "conv_batch_norm",
     "Erf", "Linear", "Normalize", "NormalizeAffineGrad", "NormalizeGrad", "SoftmaxCrossEntropy",
     "SoftmaxCrossEntropyGrad", "erf", "linear", "normalize", "softmax_cross_entropy",
     # convolution and pooling on NHWC images

@@ -19,6 +19,8 @@ import math
 
 from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor, TensorOp
+from . import winograd
+from .pool import MaxPool
 from .reduce import max as reduce_max
 from .reduce import summation
 
@@ -91,35 +93,49 @@ class Conv(TensorOp):
     a (N,H,W,C_in), w (K_h,K_w,C_in,C_out), b (C_out,);
     df = (conv_transpose(g, w), conv_weight(a, g), sum of g over N, H, W).
 
-    A primitive for speed: one im2col copy and one BLAS matmul. The im2col matrix is kept
-    for the weight gradient, which would otherwise rebuild it; the optional bias is added to
-    the matmul's output instead of through two more graph nodes."""
+    A primitive for speed: one im2col copy and one BLAS matmul, or Winograd's F(4×4, 3×3)
+    (``ops/winograd.py``, 4× fewer multiplications) where ``winograd.applies``. The im2col
+    matrix (or Winograd's transformed input) is kept for the weight gradient, which would
+    otherwise rebuild it; the optional bias is added to the product's output instead of
+    through two more graph nodes."""
 
     def __init__(self, stride: int = 1, padding: int = 0):
         self.stride = stride
         self.padding = padding
         self.cols: NDArray | None = None
+        self.winograd = False
 
     def compute(self, a: NDArray, w: NDArray, *bias: NDArray) -> NDArray:
         kernel = (w.shape[0], w.shape[1])
-        self.cols = _im2col(a, kernel, self.stride, self.padding)
-        out = self.cols @ _matrix(w)
-        if bias:
-            out = out + bias[0].broadcast_to(out.shape)
         out_h = _out_size(a.shape[1], kernel[0], self.stride, self.padding)
         out_w = _out_size(a.shape[2], kernel[1], self.stride, self.padding)
-        return out.reshape((a.shape[0], out_h, out_w, w.shape[3]))
+        out_shape = (a.shape[0], out_h, out_w, w.shape[3])
+        self.winograd = winograd.applies(a.shape, w.shape, self.stride, self.padding, a.dtype)
+        if self.winograd:
+            self.cols = winograd.transform_input(a, self.padding)
+            out = winograd.conv2d(self.cols, w, out_shape)
+        else:
+            self.cols = _im2col(a, kernel, self.stride, self.padding)
+            out = (self.cols @ _matrix(w)).reshape(out_shape)
+        if bias:
+            out = out + bias[0].broadcast_to(out.shape)
+        return out
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
         a, w, *bias = node.inputs
+        grad_bias = tuple(summation(out_grad, (0, 1, 2)) for _ in bias)
+        return self.input_gradients(out_grad, a, w) + grad_bias
+
+    def input_gradients(self, out_grad: Tensor, a: Tensor, w: Tensor
+                        ) -> tuple[Tensor | None, Tensor | None]:
+        """The adjoints of a and w for this call's output adjoint ``out_grad``."""
         kernel = (w.shape[0], w.shape[1])
         extra = _remainder(a.shape, kernel, self.stride, self.padding)
         grad_a = ConvTranspose(self.stride, self.padding, extra)(out_grad, w) \
             if a.requires_grad else None
-        grad_w = ConvWeight(kernel, self.stride, self.padding, self.cols)(a, out_grad) \
-            if w.requires_grad else None
-        grad_bias = tuple(summation(out_grad, (0, 1, 2)) for _ in bias)
-        return (grad_a, grad_w) + grad_bias
+        grad_w = ConvWeight(kernel, self.stride, self.padding, self.cols, self.winograd)(
+            a, out_grad) if w.requires_grad else None
+        return grad_a, grad_w
 
 
 def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 1,
@@ -127,18 +143,24 @@ def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 1,
     """2-D convolution (cross-correlation, as in PyTorch) of a (N, H, W, C_in) with
     b (K, K, C_in, C_out), zero ``padding`` on H and W, plus an optional ``bias`` (C_out,);
     returns (N, H_out, W_out, C_out)."""
-    _check_conv(a, b, stride, padding)
-    first_h, size_h, padding_h = _useful_taps(a.shape[1], b.shape[0], stride, padding)
-    first_w, size_w, padding_w = _useful_taps(a.shape[2], b.shape[1], stride, padding)
-    if padding_h == padding_w and (size_h, size_w) != b.shape[:2]:
-        b = b[first_h:first_h + size_h, first_w:first_w + size_w]
-        padding = padding_h
+    b, padding = useful_kernel(a, b, stride, padding)
     if bias is None:
         return Conv(stride, padding)(a, b)
     if bias.shape != (b.shape[3],):
         raise ValueError(f"conv: bias must have shape ({b.shape[3]},) to match the weight "
                          f"{b.shape}, got {bias.shape}")
     return Conv(stride, padding)(a, b, bias)
+
+
+def useful_kernel(a: Tensor, b: Tensor, stride: int, padding: int) -> tuple[Tensor, int]:
+    """(kernel, padding) for conv(a, b): the arguments checked, and the kernel cropped to
+    the taps that ever meet the input (``_useful_taps``) when that keeps the padding even."""
+    _check_conv(a, b, stride, padding)
+    first_h, size_h, padding_h = _useful_taps(a.shape[1], b.shape[0], stride, padding)
+    first_w, size_w, padding_w = _useful_taps(a.shape[2], b.shape[1], stride, padding)
+    if padding_h == padding_w and (size_h, size_w) != b.shape[:2]:
+        return b[first_h:first_h + size_h, first_w:first_w + size_w], padding_h
+    return b, padding
 
 
 def _useful_taps(size: int, kernel: int, stride: int, padding: int) -> tuple[int, int, int]:
@@ -180,6 +202,12 @@ class ConvTranspose(TensorOp):
         """Stride 1: a convolution of g, padded by K-1-padding (cropped where that is
         negative), with the flipped, in/out-swapped kernel."""
         k_h, k_w = w.shape[0], w.shape[1]
+        swapped = (k_h, k_w, w.shape[3], w.shape[2])
+        if winograd.applies(g.shape, swapped, 1, k_h - 1 - self.padding, g.dtype) and \
+                self.output_padding == (0, 0) and k_h == k_w:
+            flipped_w = w.flip((0, 1)).permute((0, 1, 3, 2))
+            v = winograd.transform_input(g, k_h - 1 - self.padding)
+            return winograd.conv2d(v, flipped_w, shape)
         spread = _pad_hw(g, (k_h - 1 - self.padding, k_w - 1 - self.padding))
         cols = _windows(spread, (k_h, k_w), 1).compact().reshape((math.prod(shape[:3]), -1))
         # rows (c_in) by (i, j, c_out): C_out stays the contiguous axis of the copy
@@ -221,17 +249,25 @@ class ConvWeight(TensorOp):
     """The adjoint of conv in its weight: f(a, g)[i,j,c,o] = sum_{n,y,x} pad(a)[n, s·y+i,
     s·x+j, c] g[n,y,x,o], i.e. im2col(a)^T g; df = (conv_transpose(g, z), conv(a, z)).
 
-    A primitive for speed: one matmul on the im2col matrix, reused from the forward conv
-    when it is given as ``cols``."""
+    A primitive for speed: one matmul on the im2col matrix, or Winograd's products on the
+    transformed input (``transformed=True`` says which ``cols`` holds), reused from the
+    forward conv when given as ``cols``."""
 
     def __init__(self, kernel: Pair, stride: int = 1, padding: int = 0,
-                 cols: NDArray | None = None):
+                 cols: NDArray | None = None, transformed: bool = False):
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
         self.cols = cols
+        self.transformed = transformed
 
     def compute(self, a: NDArray, g: NDArray) -> NDArray:
+        weight_shape = self.kernel + (a.shape[3], g.shape[3])
+        if self.cols is None and winograd.applies(a.shape, weight_shape, self.stride,
+                                                   self.padding, a.dtype):
+            return winograd.conv2d_weight(winograd.transform_input(a, self.padding), g)
+        if self.cols is not None and self.transformed:
+            return winograd.conv2d_weight(self.cols, g)
         cols = self.cols if self.cols is not None else \
             _im2col(a, self.kernel, self.stride, self.padding)
         grad = cols.permute((1, 0)) @ g.compact().reshape((-1, g.shape[3]))
@@ -307,9 +343,12 @@ def col2im(cols: Tensor, shape: tuple[int, ...], stride: int = 1, padding: int =
 def max_pool2d(a: Tensor, kernel_size: int, stride: int | None = None,
                padding: int = 0) -> Tensor:
     """The max of each K×K window of a (N, H, W, C), ``stride`` (default K) apart, with
-    -inf padding; the gradient is shared evenly among tied maxima."""
+    -inf padding; the gradient is shared evenly among tied maxima. Non-overlapping windows
+    (stride K, no padding) run as the ``MaxPool`` primitive (``ops/pool.py``)."""
     stride = kernel_size if stride is None else stride
     _check_pool(a, kernel_size, stride, padding, "max_pool2d")
+    if stride == kernel_size and padding == 0:
+        return MaxPool(kernel_size)(a)
     windows = Im2Col((kernel_size, kernel_size), stride, padding, float("-inf"))(a)
     return reduce_max(windows, (3, 4))
 

@@ -199,3 +199,19 @@ def test_evaluation_sums_over_ranks_and_uses_rank_zero_buffers():
     whole_error, whole_loss = ndl.train.epoch(ndl.data.DataLoader(data, 37), model)
     assert error == pytest.approx(whole_error, abs=1e-12)
     assert loss == pytest.approx(whole_loss, rel=1e-6)
+
+
+def test_convert_sync_batchnorm_unfuses_resnet9_conv_batchnorm():
+    """ResNet9's ConvBN blocks train through one fused node with local statistics: the
+    conversion swaps their BatchNorm2d and turns the fusion off, same outputs at W = 1."""
+    np.random.seed(0)
+    model = ndl.models.ResNet9()
+    x = ndl.Tensor(np.random.default_rng(6).standard_normal((4, 3, 32, 32)).astype(np.float32))
+    fused = [m for m in model.modules() if isinstance(m, nn.ConvBatchNorm2d)]
+    assert fused and all(m.fused for m in fused)
+    before = model(x).numpy()
+    nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert not any(type(m) is nn.BatchNorm2d for m in model.modules())
+    assert not any(m.fused for m in fused)
+    if W == 1:
+        np.testing.assert_allclose(model(x).numpy(), before, atol=1e-4)

@@ -1,0 +1,123 @@
+"""One LSTM layer over a whole sequence as one graph node: a speed primitive.
+
+It replaces the composition that ``nn.LSTMCell.step`` records at every time step,
+
+    gates = x_gates[t] + h @ W_hh;  i, f, g, o = split(gates)
+    c = sigmoid(f) * c + sigmoid(i) * tanh(g);  h = sigmoid(o) * tanh(c)
+
+about a dozen nodes forward and more backward per step, 35 steps per batch in a language
+model. Here the forward is one loop of one GEMM and in-place gate updates per step, and the
+backward runs through time with one GEMM per step (``d_gates @ W_hh^T``), then one large
+GEMM for ``W_hh``'s gradient over all steps. The input projection ``x W_ih + b`` stays
+outside as one product for the whole sequence, so its two gradient products are large GEMMs
+too. ``nn.LSTM`` uses this op unless built with ``fused=False``; tests check that both give
+the same values and gradients.
+
+Shapes: x_gates (T, B, 4H) ordered (i, f, g, o) like PyTorch, W_hh (H, 4H), h0 and c0 (B, H);
+the output (T, B, 2H) holds [h_t, c_t] for every step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
+from ..backend_ndarray.ndarray import _wrap
+from .tuple import tuple_get_item
+
+
+def _sigmoid_(xp: Any, a: Any) -> None:
+    """a <- 1 / (1 + e^-a) in place, as (1 + tanh(a/2)) / 2 so it never overflows."""
+    a *= 0.5
+    xp.tanh(a, out=a)
+    a += 1
+    a *= 0.5
+
+
+class LSTMSequence(TensorOp):
+    """f(x_gates, W_hh, h0, c0) = [h_t, c_t] for t = 1..T, (T, B, 2H): the LSTM recurrence
+    above; df by backpropagation through time (``LSTMSequenceGrad``).
+
+    Single use: the gate activations it keeps for the backward pass belong to one call."""
+
+    def __init__(self) -> None:
+        self.saved: tuple[Any, Any] | None = None  # activations (T, B, 4H), tanh(c_t) (T, B, H)
+
+    def compute(self, x_gates: NDArray, w_hh: NDArray, h0: NDArray, c0: NDArray) -> NDArray:
+        if self.saved is not None:
+            raise RuntimeError("LSTMSequence keeps one call's activations for its gradient: "
+                               "create a new instance (lstm_sequence()) for every call")
+        xp = x_gates.device.module()
+        steps, batch, four_h = x_gates.shape
+        hidden = four_h // 4
+        acts = xp.array(x_gates.compact()._array, copy=True)     # becomes i, f, g, o
+        out = xp.empty((steps, batch, 2 * hidden), dtype=acts.dtype)
+        tanh_c = xp.empty((steps, batch, hidden), dtype=acts.dtype)
+        h, c, w = h0._array, c0._array, w_hh._array
+        for t in range(steps):
+            gates = acts[t]
+            gates += h @ w
+            _sigmoid_(xp, gates[:, :2 * hidden])
+            xp.tanh(gates[:, 2 * hidden:3 * hidden], out=gates[:, 2 * hidden:3 * hidden])
+            _sigmoid_(xp, gates[:, 3 * hidden:])
+            i, f, g, o = (gates[:, k * hidden:(k + 1) * hidden] for k in range(4))
+            c_t, h_t = out[t, :, hidden:], out[t, :, :hidden]
+            xp.multiply(f, c, out=c_t)
+            c_t += i * g
+            xp.tanh(c_t, out=tanh_c[t])
+            xp.multiply(o, tanh_c[t], out=h_t)
+            h, c = h_t, c_t
+        self.saved = (acts, tanh_c)
+        return _wrap(out, x_gates.device)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, ...]:
+        assert self.saved is not None
+        grads = LSTMSequenceGrad(self.saved)(out_grad, node, *node.inputs[1:])
+        return tuple(tuple_get_item(grads, k) for k in range(4))
+
+
+class LSTMSequenceGrad(TensorTupleOp):
+    """f(g, out, W_hh, h0, c0) = the adjoints (x_gates, W_hh, h0, c0) of LSTMSequence for the
+    adjoint g of its output ``out``, by backpropagation through time. First derivatives only:
+    build ``nn.LSTM(..., fused=False)`` to differentiate twice."""
+
+    def __init__(self, saved: tuple[Any, Any]):
+        self.saved = saved
+
+    def compute(self, g: NDArray, out: NDArray, w_hh: NDArray, h0: NDArray,
+                c0: NDArray) -> tuple[NDArray, ...]:
+        xp, (acts, tanh_c) = g.device.module(), self.saved
+        steps, batch, four_h = acts.shape
+        hidden = four_h // 4
+        g_h, g_c = g._array[:, :, :hidden], g._array[:, :, hidden:]
+        states = out._array
+        d_gates = xp.empty_like(acts)
+        d_h, d_c = xp.zeros_like(h0._array), xp.zeros_like(c0._array)
+        w_t = w_hh._array.T
+        for t in reversed(range(steps)):
+            i, f, gg, o = (acts[t, :, k * hidden:(k + 1) * hidden] for k in range(4))
+            c_prev = states[t - 1, :, hidden:] if t else c0._array
+            d_h += g_h[t]
+            d_c += g_c[t]
+            d_c += d_h * o * (1 - tanh_c[t] * tanh_c[t])
+            d_i, d_f, d_g, d_o = (d_gates[t, :, k * hidden:(k + 1) * hidden] for k in range(4))
+            xp.multiply(d_c, gg * i * (1 - i), out=d_i)
+            xp.multiply(d_c, c_prev * f * (1 - f), out=d_f)
+            xp.multiply(d_c, i * (1 - gg * gg), out=d_g)
+            xp.multiply(d_h, tanh_c[t] * o * (1 - o), out=d_o)
+            d_h = d_gates[t] @ w_t
+            d_c *= f
+        h_prev = xp.concatenate([h0._array[None], states[:-1, :, :hidden]], axis=0)
+        d_w = h_prev.reshape(-1, hidden).T @ d_gates.reshape(-1, four_h)
+        device = g.device
+        return tuple(_wrap(a, device) for a in (d_gates, d_w, d_h, d_c))
+
+    def gradient(self, out_grad: TensorTuple, node: TensorTuple) -> Any:
+        raise NotImplementedError("second derivatives through the fused LSTM sequence are not "
+                                  "implemented: build nn.LSTM(..., fused=False), whose steps "
+                                  "are compositions of differentiable ops")
+
+
+def lstm_sequence(x_gates: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor) -> Tensor:
+    """[h_t, c_t] for every step (T, B, 2H) of one LSTM layer; see the module docstring."""
+    return LSTMSequence()(x_gates, w_hh, h0, c0)

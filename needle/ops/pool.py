@@ -1,0 +1,93 @@
+"""Max pooling over non-overlapping windows (stride = kernel, no padding): a speed primitive.
+
+It replaces the composition ``max(im2col(a, k, stride=k), axes=(3, 4))`` that
+``ops.max_pool2d`` uses in general. Its forward takes the elementwise maximum of the k²
+strided views a[:, i::k, j::k] (no window view, no padding, no reduction over small axes),
+and its gradient is one node (``MaxPoolGrad``) where the composed max records a comparison,
+a sum, a division and a scatter (col2im) node. Rows and columns past the last whole window are dropped, as
+PyTorch's floor mode does; ties share the gradient evenly, as the composed max does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import NDArray, Tensor, TensorOp
+from ..backend_ndarray.ndarray import _wrap
+from .indexing import getitem
+
+
+def _offsets(a: Any, k: int) -> list[Any]:
+    """The k² strided views a[:, i::k, j::k] of a (N, H, W, C), each (N, H//k, W//k, C):
+    element (i, j) of every window. Elementwise passes over these beat numpy's reductions
+    over the small window axes."""
+    n, h, w, c = a.shape
+    rows, cols = h - h % k, w - w % k
+    return [a[:, i:rows:k, j:cols:k] for i in range(k) for j in range(k)]
+
+
+def _window_max(a: Any, xp: Any, k: int) -> Any:
+    """The max of each window: (N, H//k, W//k, C)."""
+    parts = _offsets(a, k)
+    out = parts[0].copy()
+    for part in parts[1:]:
+        xp.maximum(out, part, out=out)
+    return out
+
+
+def _shares(a: Any, y: Any, k: int) -> list[Any]:
+    """For each offset (i, j), the share of the window's gradient it gets: 1/ties where it
+    holds the window's max y, else 0."""
+    hits = [(part == y).astype(y.dtype) for part in _offsets(a, k)]
+    count = sum(hits[1:], hits[0].copy())
+    return hits if count.max() == 1 else [hit / count for hit in hits]  # ties are rare
+
+
+class MaxPool(TensorOp):
+    """f(a) = the max of each k×k window of a (N, H, W, C), windows k apart:
+    (N, H//k, W//k, C); df = g routed to each window's maxima (MaxPoolGrad)."""
+
+    def __init__(self, kernel: int):
+        self.kernel = kernel
+
+    def compute(self, a: NDArray) -> NDArray:
+        return _wrap(_window_max(a._array, a.device.module(), self.kernel), a.device)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        return MaxPoolGrad(self.kernel)(out_grad, node.inputs[0], node)
+
+
+class MaxPoolGrad(TensorOp):
+    """f(g, a, y) = g routed to the maxima y of a's k×k windows, shared evenly among ties,
+    zero elsewhere: (N, H, W, C). Linear in g, so df/dg u = the window sums of u × share;
+    zero almost everywhere in a and y (the routing is piecewise constant)."""
+
+    def __init__(self, kernel: int):
+        self.kernel = kernel
+
+    def compute(self, g: NDArray, a: NDArray, y: NDArray) -> NDArray:
+        xp, k = a.device.module(), self.kernel
+        out = xp.zeros(a.shape, dtype=g.dtype)
+        for target, share in zip(_offsets(out, k), _shares(a._array, y._array, k)):
+            xp.multiply(share, g._array, out=target)
+        return _wrap(out, a.device)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
+        g, a, y = node.inputs
+        shares = _shares(a.cached_data._array, y.cached_data._array, self.kernel)
+        parts = [getitem(out_grad, index) for index in _offset_indices(a.shape, self.kernel)]
+        terms = [part * Tensor.make_const(_wrap(share, a.device))
+                 for part, share in zip(parts, shares)]
+        return sum(terms[1:], terms[0]), None, None
+
+
+def _offset_indices(shape: tuple[int, ...], k: int) -> list[tuple[slice, ...]]:
+    """The indices of ``_offsets``, for Tensors."""
+    rows, cols = shape[1] - shape[1] % k, shape[2] - shape[2] % k
+    return [(slice(None), slice(i, rows, k), slice(j, cols, k))
+            for i in range(k) for j in range(k)]
+
+
+def max_pool(a: Tensor, kernel_size: int) -> Tensor:
+    """The max of each non-overlapping kernel_size² window of a (N, H, W, C)."""
+    return MaxPool(kernel_size)(a)

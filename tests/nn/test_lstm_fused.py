@@ -1,0 +1,52 @@
+"""The fused whole-sequence LSTM (ops.lstm_sequence) equals the per-step composition."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import nn
+
+
+def run(fused: bool, layers: int, with_state: bool, dtype: str = "float64"):
+    np.random.seed(0)
+    lstm = nn.LSTM(7, 5, num_layers=layers, dtype=dtype, fused=fused)
+    x = ndl.Tensor(np.random.randn(6, 3, 7), dtype=dtype, requires_grad=True)
+    state = None
+    if with_state:
+        state = (ndl.Tensor(np.random.randn(layers, 3, 5), dtype=dtype, requires_grad=True),
+                 ndl.Tensor(np.random.randn(layers, 3, 5), dtype=dtype, requires_grad=True))
+    out, (h_n, c_n) = lstm(x, state)
+    weights = [ndl.Tensor(np.random.randn(*t.shape), dtype=dtype) for t in (out, h_n, c_n)]
+    loss = sum(((t * w).sum() for t, w in zip((out, h_n, c_n), weights)), ndl.Tensor(0.0))
+    loss.backward()
+    values = [out.numpy(), h_n.numpy(), c_n.numpy(), x.grad.numpy()]
+    values += [p.grad.numpy() for p in lstm.parameters()]
+    if with_state:
+        values += [state[0].grad.numpy(), state[1].grad.numpy()]
+    return values
+
+
+@pytest.mark.parametrize("layers, with_state", [(1, False), (2, True), (3, False)])
+def test_fused_equals_per_step_composition(layers, with_state):
+    for fused, plain in zip(run(True, layers, with_state), run(False, layers, with_state)):
+        np.testing.assert_allclose(fused, plain, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_float32_close_to_composition():
+    for fused, plain in zip(run(True, 2, True, "float32"), run(False, 2, True, "float32")):
+        np.testing.assert_allclose(fused, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_op_is_single_use_and_second_derivatives_say_how():
+    op = ndl.ops.LSTMSequence()
+    args = [ndl.Tensor(np.zeros(s), requires_grad=True) for s in [(2, 1, 8), (2, 8), (1, 2),
+                                                                      (1, 2)]]
+    op(*args)
+    with pytest.raises(RuntimeError, match="new instance"):
+        op(*args)
+    out = ndl.ops.lstm_sequence(*args)
+    out.sum().backward(create_graph=True)
+    with pytest.raises(NotImplementedError, match="fused=False"):
+        args[1].grad.sum().backward()
