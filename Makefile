@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 NEEDLE_DATA ?= $(abspath ../shared/data)
 export NEEDLE_DATA
 
-.PHONY: demo test test-fast bench bench-distributed lint clean
+.PHONY: demo test test-fast test-reference bench bench-distributed lint clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.demo: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e ".[test,datasets,viz,progress,distributed]"
+	$(PY) -m pip install -q -e ".[test,datasets,viz,progress,onnx,distributed]"
 	touch $@
 
 # the distributed tests again as a 2-rank MPI job (the mpich wheel's mpiexec); a timeout
@@ -26,10 +26,15 @@ MPI_TESTS := timeout -k 10 600 $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no
 demo: $(VENV)/.demo
 	$(PY) -m needle train --model mlp_resnet --dataset digits --epochs 20 --out runs/demo
 
+# the whole suite on the fast path, then again on the readable path (ndl.reference_mode)
 test: $(VENV)/.test
 	$(PY) -m mypy
 	$(PY) -m pytest -n 2 needle tests
+	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS)
+
+test-reference: $(VENV)/.test
+	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
 
 test-fast: $(VENV)/.test
 	$(PY) -m pytest -n 2 -m "not slow" needle tests

@@ -132,7 +132,9 @@ def worker(impl: str, workload: str, clock: str) -> dict[str, Any]:
         result = numpy_floor.w_conv_fwd_bwd(warmup=warmup, steps=steps, dx="tconv")
         median, fastest = result["median_ms"], result["min_ms"]
     else:
-        import needle  # noqa: F401  (imported before the baseline, like torch)
+        import needle  # (imported before the baseline, like torch)
+
+        needle.backend_ndarray.allocator.enable()  # as fit and the command line do
 
         baseline = peak_rss_mb()
         times = time_steps(NEEDLE[workload](), warmup, steps)

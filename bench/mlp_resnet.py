@@ -37,6 +37,7 @@ N_BATCHES, BATCH = 4, 128
 def needle_step_fn(seed: int = 0) -> Callable[[], None]:
     """A closure running one training step on the next of four fixed batches."""
     np.random.seed(seed)
+    ndl.backend_ndarray.allocator.enable()  # as fit and the command line do
     model = ndl.models.MLPResNet(784, hidden_dim=100, num_blocks=3, num_classes=10,
                                  drop_prob=0.1)
     opt = ndl.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)

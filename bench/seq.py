@@ -193,6 +193,7 @@ def main() -> None:
     args = parser.parse_args()
     global clock
     clock = CLOCKS[args.clock]
+    ndl.backend_ndarray.allocator.enable()  # as fit and the command line do
     unknown = sorted(set(args.workloads) - set(WORKLOADS))
     if unknown:
         parser.error(f"unknown workloads {unknown}; choose from {list(WORKLOADS)}")

@@ -2,6 +2,7 @@
 
     python -m needle train --model mlp_resnet --dataset digits --epochs 10 --out runs/digits
     python -m needle train --dataset mnist --resume runs/mnist/checkpoint.safetensors
+    python -m needle export --checkpoint runs/digits/model.safetensors --out model.onnx
 
 ``train`` runs data-parallel under an MPI launcher (``mpiexec -n 4 python -m needle train``,
 or ``train --nproc 4``, which starts one; see docs/distributed.md): each rank trains on its
@@ -40,10 +41,12 @@ import numpy as np
 
 from . import data as ndl_data
 from . import distributed as dist
-from . import nn, optim, train_lm
+from . import lm_command, nn, optim
+from .backend_ndarray import allocator
 from .distributed.launch import launch, without_option
 from .models import CNN, MLPResNet, ResNet9
-from .serialization import save
+from .onnx import command as onnx_command
+from .serialization import atomic_write, save
 from .train import fit
 
 History = list[dict[str, Any]]
@@ -109,7 +112,7 @@ def load_cifar10(args: argparse.Namespace) -> Data:
 
 def load_ptb(args: argparse.Namespace) -> Data:
     """Penn Treebank: trains on ptb.valid.txt, tests on ptb.test.txt (the splits here)."""
-    return Data(**train_lm.load_ptb(data_dir(args), args))
+    return Data(**lm_command.load_ptb(data_dir(args), args))
 
 
 DATASETS: dict[str, Callable[[argparse.Namespace], Data]] = {
@@ -145,18 +148,18 @@ def build_resnet9(data: Data, args: argparse.Namespace) -> nn.Module:
 
 
 def build_language_model(data: Data, args: argparse.Namespace) -> nn.Module:
-    return train_lm.build_language_model(data.num_classes, args)
+    return lm_command.build_language_model(data.num_classes, args)
 
 
 MODELS: dict[str, Callable[[Data, argparse.Namespace], nn.Module]] = {
     "mlp_resnet": build_mlp_resnet,
     "cnn": build_cnn,
     "resnet9": build_resnet9,
-    **dict.fromkeys(train_lm.SEQ_MODELS, build_language_model),
+    **dict.fromkeys(lm_command.SEQ_MODELS, build_language_model),
 }
 
 # ``MODEL_DEFAULTS[name]``: a model's own defaults for any flag (the command line wins).
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = dict(train_lm.MODEL_DEFAULTS)
+MODEL_DEFAULTS: dict[str, dict[str, Any]] = dict(lm_command.MODEL_DEFAULTS)
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -174,7 +177,7 @@ def add_distributed_options(parser: argparse.ArgumentParser) -> None:
 
 
 TRAIN_OPTIONS: list[Callable[[argparse.ArgumentParser], None]] = [
-    add_image_options, train_lm.add_lm_options, add_distributed_options]
+    add_image_options, lm_command.add_lm_options, add_distributed_options]
 
 
 # ---------------------------------------------------------------------------- loops
@@ -248,7 +251,7 @@ def train_classifier(model: nn.Module, data: Data, args: argparse.Namespace) -> 
 def train_language_model(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
     """Truncated back-propagation through time with clipping (``needle.train_lm``)."""
     opt = make_optimizer(model, args)
-    return train_lm.train_language_model(model, data, args, opt, make_scheduler(opt, args),
+    return lm_command.train_language_model(model, data, args, opt, make_scheduler(opt, args),
                                          lambda e: print(epoch_line(e), flush=True))
 
 
@@ -292,8 +295,7 @@ def plot_curves(history: History, path: str) -> None:
 def write_outputs(model: nn.Module, history: History, out: str) -> None:
     if not dist.is_main_process():
         return
-    with open(os.path.join(out, "history.json"), "w") as f:
-        json.dump(history, f, indent=1)
+    atomic_write(os.path.join(out, "history.json"), json.dumps(history, indent=1).encode())
     plot_curves(history, os.path.join(out, "curves.png"))
     save(model.state_dict(), os.path.join(out, "model.safetensors"))
 
@@ -379,7 +381,8 @@ def run_train(args: argparse.Namespace) -> None:
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None],
                           Callable[[argparse.Namespace], None]]] = {
     "train": (add_train_arguments, run_train),
-    "generate": (train_lm.add_generate_arguments, train_lm.run_generate),
+    "generate": (lm_command.add_generate_arguments, lm_command.run_generate),
+    "export": (onnx_command.add_export_arguments, onnx_command.run_export),
 }
 
 
@@ -397,6 +400,7 @@ def main(argv: list[str] | None = None) -> None:
         add_arguments(sub)
         sub.set_defaults(run=run)
     args = parser.parse_args(argv)
+    allocator.enable()  # training and generation keep freed memory for reuse
     defaults = MODEL_DEFAULTS.get(getattr(args, "model", None) or "")
     if defaults:  # the model's own defaults, then the command line again on top
         subparsers[args.command].set_defaults(**defaults)

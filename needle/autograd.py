@@ -8,68 +8,18 @@ walks it once in reverse topological order, sums the partial adjoints of each no
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import operator
-from typing import Any, Iterable, Sequence, TypeVar
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from . import backend_ndarray as nd
-from .backend_ndarray import Device, NDArray
-
-Shape = tuple[int, ...]
-Axes = int | tuple[int, ...] | None
-Adjoint = TypeVar("Adjoint", "Tensor", "TensorTuple")
-
-# ---------------------------------------------------------------------------- grad mode
-_grad_enabled = True
-
-
-def is_grad_enabled() -> bool:
-    return _grad_enabled
-
-
-@contextlib.contextmanager
-def _grad_mode(enabled: bool) -> Any:
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, enabled
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
-
-
-class no_grad(contextlib.ContextDecorator):
-    """Context manager (and decorator) inside which ops record no graph; nests safely.
-
-    >>> x = Tensor([1.0, 2.0])
-    >>> with no_grad():
-    ...     y = x * 2
-    >>> y.requires_grad
-    False
-    """
-
-    def __init__(self) -> None:
-        self._previous: list[bool] = []
-
-    def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous.append(_grad_enabled)
-        _grad_enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous.pop()
-
-
-class enable_grad(no_grad):
-    """Context manager that turns graph recording back on inside a ``no_grad`` block."""
-
-    def __enter__(self) -> None:
-        global _grad_enabled
-        self._previous.append(_grad_enabled)
-        _grad_enabled = True
+from .backend_ndarray import Axes, Device, NDArray, Shape
+from . import grad_mode, tensor_methods
+from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad
+from .reference import is_reference_mode
+from .tensor_methods import TensorMethods
 
 
 # ---------------------------------------------------------------------------- ops
@@ -78,6 +28,10 @@ class Op:
 
     #: False for ops with no derivative (comparisons): their results never require grad.
     differentiable = True
+    #: True for an op whose ``compute`` returns ``(value, saved)``: ``saved`` is what its
+    #: ``gradient`` needs from the forward pass (an im2col matrix, softmax probabilities),
+    #: kept on the output node as ``node.saved``, so one op instance can be called again.
+    saves = False
 
     def __call__(self, *args: Any) -> Any:
         raise NotImplementedError
@@ -89,22 +43,23 @@ class Op:
     def gradient(self, out_grad: Any, node: Any) -> Any:
         """The adjoint of each input given the adjoint ``out_grad`` of the output ``node``.
 
-        An entry may be None for an input that needs no gradient."""
+        An entry may be None for an input that needs no gradient, or a ``DeferredAdjoint``
+        that ``backward`` sums with the others of its kind."""
         raise NotImplementedError
 
     def gradient_as_tuple(self, out_grad: Any, node: Any) -> tuple[Any, ...]:
-        grads = self.gradient(out_grad, node)
-        if isinstance(grads, tuple):
-            return grads
-        if isinstance(grads, list):
-            return tuple(grads)
-        return (grads,)
+        """``gradient`` as a tuple of plain Values (deferred adjoints computed), as the
+        needle course's gradient checks expect."""
+        grads = as_tuple(self.gradient(out_grad, node))
+        return tuple(g.value(x) if isinstance(g, DeferredAdjoint) else g
+                     for g, x in zip(grads, node.inputs))
 
-    def partial_adjoints(self, out_grad: Any, node: Any) -> tuple[Any, ...]:
-        """What ``backward`` collects for each input: ``gradient_as_tuple`` unless the op
-        defers some work to the summation of adjoints (``TupleElementAdjoint``,
-        ``ProductAdjoint``), where many partial adjoints combine more cheaply."""
-        return self.gradient_as_tuple(out_grad, node)
+
+def as_tuple(grads: Any) -> tuple[Any, ...]:
+    """An op's ``gradient`` result as a tuple, one entry per input."""
+    if isinstance(grads, tuple):
+        return grads
+    return tuple(grads) if isinstance(grads, list) else (grads,)
 
 
 class TensorOp(Op):
@@ -138,10 +93,12 @@ FREED = _FreedGraph()
 class Value:
     """A node of the graph: its value, and the op and inputs that produced it."""
 
-    __slots__ = ("op", "inputs", "cached_data", "requires_grad", "grad", "__weakref__")
+    __slots__ = ("op", "inputs", "cached_data", "saved", "requires_grad", "grad",
+                 "__weakref__")
     op: Op | None
     inputs: tuple[Any, ...]
     cached_data: Any
+    saved: Any  # what the op's gradient needs from its forward pass (``Op.saves``)
     requires_grad: bool
     grad: Any
 
@@ -156,6 +113,7 @@ class Value:
         self.op = op
         self.inputs = inputs
         self.cached_data = cached_data
+        self.saved = None
         self.requires_grad = requires_grad
         self.grad = None
 
@@ -164,8 +122,10 @@ class Value:
         """Compute ``op`` on ``inputs`` now; record the edge when a gradient may flow."""
         value = object.__new__(cls)
         value.cached_data = op.compute(*[x.cached_data for x in inputs])
-        value.grad = None
-        if _grad_enabled and op.differentiable:
+        value.saved = value.grad = None
+        if op.saves:
+            value.cached_data, value.saved = value.cached_data
+        if grad_mode.enabled and op.differentiable:
             for x in inputs:
                 if x.requires_grad:
                     value.op, value.inputs, value.requires_grad = op, tuple(inputs), True
@@ -190,7 +150,7 @@ class TensorTuple(Value):
         return len(self.cached_data)
 
     def __getitem__(self, index: int) -> Tensor:
-        if not (_grad_enabled and self.requires_grad):  # nothing to record: skip the op
+        if not (grad_mode.enabled and self.requires_grad):  # nothing to record: skip the op
             return Tensor.make_const(self.cached_data[index])
         return ops.tuple_get_item(self, index)
 
@@ -212,7 +172,7 @@ class TensorTuple(Value):
         return TensorTuple.make_const(self.cached_data)
 
 
-class Tensor(Value):
+class Tensor(TensorMethods, Value):
     """An n-dimensional array that records the ops applied to it, for ``backward()``.
 
     ``Tensor(array, device=None, dtype=None, requires_grad=True)`` takes a list, number,
@@ -228,29 +188,11 @@ class Tensor(Value):
     def __init__(self, array: Any, *, device: Device | None = None, dtype: Any = None,
                  requires_grad: bool = True):
         data = _to_ndarray(array, device, dtype)
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: unsupported dtype {data.dtype} (needle holds booleans, "
+                            f"integers and floats)")
         floating = np.issubdtype(data.dtype, np.floating)
         self._init(None, (), data, bool(requires_grad) and floating)
-
-    # ------------------------------------------------------------------ data access
-    @property
-    def shape(self) -> Shape:
-        return self.cached_data.shape
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.cached_data.dtype
-
-    @property
-    def device(self) -> Device:
-        return self.cached_data.device
-
-    @property
-    def ndim(self) -> int:
-        return self.cached_data.ndim
-
-    @property
-    def size(self) -> int:
-        return self.cached_data.size
 
     @property
     def data(self) -> Tensor:
@@ -271,37 +213,11 @@ class Tensor(Value):
         """A new leaf sharing this Tensor's values, cut off from the graph."""
         return Tensor.make_const(self.cached_data)
 
-    def numpy(self) -> np.ndarray:
-        return self.cached_data.numpy()
-
-    def item(self) -> Any:
-        if self.size != 1:
-            raise ValueError(f"item() needs a one-element tensor, got shape {self.shape}")
-        return self.numpy().item()
-
     def to(self, device: Device) -> Tensor:
         """This Tensor's values on ``device`` (a new leaf unless already there)."""
         if device is self.device:
             return self
         return Tensor.make_const(self.cached_data.to(device), self.requires_grad)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __bool__(self) -> bool:
-        if self.size != 1:
-            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
-        return bool(self.item())
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __repr__(self) -> str:
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"needle.Tensor({self.numpy()!r}{grad})"
-
-    def __str__(self) -> str:
-        return str(self.numpy())
 
     # ------------------------------------------------------------------ autograd
     def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool | None = None,
@@ -324,124 +240,6 @@ class Tensor(Value):
         keep = create_graph if retain_graph is None else retain_graph
         compute_gradient_of_variables(self, out_grad, retain_graph=keep,
                                       create_graph=create_graph)
-
-    # ------------------------------------------------------------------ operators
-    def __add__(self, other: Any) -> Tensor:
-        return ops.add(self, other)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: Any) -> Tensor:
-        return ops.sub(self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return ops.sub(other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return ops.multiply(self, other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return ops.divide(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.divide(other, self)
-
-    def __pow__(self, other: Any) -> Tensor:
-        return ops.power(self, other)
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return ops.power(other, self)
-
-    def __neg__(self) -> Tensor:
-        return ops.negate(self)
-
-    def __matmul__(self, other: Tensor) -> Tensor:
-        return ops.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.matmul(other, self)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        return ops.getitem(self, index)
-
-    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return ops.equal(self, other)
-
-    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return ops.not_equal(self, other)
-
-    def __lt__(self, other: Any) -> Tensor:
-        return ops.less(self, other)
-
-    def __le__(self, other: Any) -> Tensor:
-        return ops.less_equal(self, other)
-
-    def __gt__(self, other: Any) -> Tensor:
-        return ops.greater(self, other)
-
-    def __ge__(self, other: Any) -> Tensor:
-        return ops.greater_equal(self, other)
-
-    def __invert__(self) -> Tensor:
-        return ops.logical_not(self)
-
-    # ------------------------------------------------------------------ methods
-    def sum(self, axes: Axes = None, keepdims: bool = False) -> Tensor:
-        return ops.summation(self, axes, keepdims=keepdims)
-
-    def mean(self, axes: Axes = None, keepdims: bool = False) -> Tensor:
-        return ops.mean(self, axes, keepdims=keepdims)
-
-    def max(self, axes: Axes = None, keepdims: bool = False) -> Tensor:
-        return ops.max(self, axes, keepdims=keepdims)
-
-    def logsumexp(self, axes: Axes = None) -> Tensor:
-        return ops.logsumexp(self, axes)
-
-    def reshape(self, *shape: Any) -> Tensor:
-        return ops.reshape(self, shape[0] if len(shape) == 1 and not isinstance(shape[0], int)
-                           else shape)
-
-    def broadcast_to(self, shape: Shape) -> Tensor:
-        return ops.broadcast_to(self, shape)
-
-    def transpose(self, axes: tuple[int, int] | None = None) -> Tensor:
-        return ops.transpose(self, axes)
-
-    def permute(self, *axes: Any) -> Tensor:
-        return ops.permute(self, axes[0] if len(axes) == 1 and not isinstance(axes[0], int)
-                           else axes)
-
-    @property
-    def T(self) -> Tensor:
-        """All axes reversed (numpy's and PyTorch's ``.T``)."""
-        return ops.permute(self, tuple(reversed(range(self.ndim))))
-
-    def matmul(self, other: Tensor) -> Tensor:
-        return ops.matmul(self, other)
-
-    def exp(self) -> Tensor:
-        return ops.exp(self)
-
-    def log(self) -> Tensor:
-        return ops.log(self)
-
-    def tanh(self) -> Tensor:
-        return ops.tanh(self)
-
-    def relu(self) -> Tensor:
-        return ops.relu(self)
-
-    def sigmoid(self) -> Tensor:
-        return ops.sigmoid(self)
-
-    def sqrt(self) -> Tensor:
-        return ops.sqrt(self)
-
-    def flip(self, axes: Axes) -> Tensor:
-        return ops.flip(self, axes)
 
 
 def _to_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
@@ -483,98 +281,62 @@ def find_topo_sort(node_list: Iterable[Value]) -> list[Value]:
     return order
 
 
-def sum_node_list(node_list: list[Adjoint]) -> Adjoint:
-    """The sum of partial adjoints (without a zero start, which would cost an op)."""
+class DeferredAdjoint:
+    """A partial adjoint that an op's ``gradient`` hands back without computing it yet,
+    because many of its kind add up more cheaply together (see ``ops/matmul.py`` and
+    ``ops/tuple.py``). ``backward`` sums a node's list of partial adjoints that holds one
+    with ``type(item).combine(items, node)``, or in reference mode adds ``value(node)``."""
+
+    def value(self, node: Value) -> Value:
+        """This partial adjoint alone, as a plain Tensor (or TensorTuple) of node's shape."""
+        raise NotImplementedError
+
+    @classmethod
+    def combine(cls, items: list[Any], node: Value) -> Value:
+        """The sum of ``items`` (adjoints of ``cls`` and plain Values) for ``node``."""
+        return sum_node_list([x.value(node) if isinstance(x, cls) else x for x in items])
+
+
+def sum_node_list(node_list: list[Any], node: Value | None = None) -> Any:
+    """The sum of a node's partial adjoints, added in order (no zero start, which would
+    cost an op). Deferred adjoints are combined by their kind, or plainly in reference mode."""
+    if len(node_list) > 1 or not isinstance(node_list[0], Value):
+        deferred = next((g for g in node_list if isinstance(g, DeferredAdjoint)), None)
+        if deferred is not None and node is not None:
+            if not is_reference_mode():
+                return type(deferred).combine(node_list, node)
+            node_list = [g.value(node) if isinstance(g, DeferredAdjoint) else g
+                         for g in node_list]
     return functools.reduce(operator.add, node_list)
-
-
-class TupleElementAdjoint:
-    """The adjoint that element ``index`` of a TensorTuple received (``tuple_get_item``).
-
-    Summed per element when the tuple's adjoint is assembled, so taking all n elements of
-    a ``split`` costs n adjoints, not n tuples of n (mostly zero) arrays."""
-
-    __slots__ = ("index", "value")
-
-    def __init__(self, index: int, value: Value):
-        self.index = index
-        self.value = value
-
-
-class ProductAdjoint:
-    """A partial adjoint ``a^T @ g`` not multiplied out yet (a MatMul's right operand).
-
-    A weight used at every time step of a recurrent network gets one per step; their sum
-    is one product of stacked rows, [a_1; ..; a_n]^T @ [g_1; ..; g_n], which BLAS runs much
-    faster than n small products and n - 1 additions."""
-
-    __slots__ = ("a", "g")
-
-    def __init__(self, a: Tensor, g: Tensor):
-        self.a = a
-        self.g = g
-
-    def value(self) -> Tensor:
-        return ops.MatMul(transpose_a=True)(self.a, self.g)
-
-
-def sum_products(products: list[ProductAdjoint]) -> Value:
-    """sum_i a_i^T @ g_i, as one product of concatenations when the factors are matrices."""
-    if len(products) == 1 or any(p.a.ndim != 2 for p in products):
-        return sum_node_list([p.value() for p in products])
-    return ProductAdjoint(ops.concatenate([p.a for p in products], axis=0),
-                          ops.concatenate([p.g for p in products], axis=0)).value()
-
-
-def sum_adjoints(grads: list[Any], node: Value) -> Value:
-    """A node's adjoint: the sum of its partial adjoints. Deferred products are summed as
-    one product; for a TensorTuple, element adjoints are summed per element and elements
-    that received none get zeros."""
-    if len(grads) == 1 and isinstance(grads[0], Value):
-        return grads[0]  # the common case: one adjoint, nothing to sum
-    if any(isinstance(g, TupleElementAdjoint) for g in grads):
-        return _tuple_adjoint(grads, node)
-    products = [g for g in grads if isinstance(g, ProductAdjoint)]
-    if products:
-        grads = [g for g in grads if not isinstance(g, ProductAdjoint)]
-        grads.append(sum_products(products))
-    return grads[0] if len(grads) == 1 else sum_node_list(grads)
-
-
-def _tuple_adjoint(grads: list[Any], node: Value) -> Value:
-    parts: list[list[Any]] = [[] for _ in node.cached_data]
-    for grad in grads:
-        if isinstance(grad, TupleElementAdjoint):
-            parts[grad.index].append(grad.value)
-        else:
-            for part, element in zip(parts, grad):
-                part.append(element)
-    elements: list[Any] = [sum_node_list(part) if part else
-                           Tensor.make_const(nd.full(x.shape, 0, x.dtype, x.device))
-                           for part, x in zip(parts, node.cached_data)]
-    return ops.make_tuple(*elements)
 
 
 def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
                                   retain_graph: bool = True, create_graph: bool = False) -> None:
     """Set ``.grad`` on every node reaching ``output_tensor``, summing all contributions."""
-    topo_order = find_topo_sort([output_tensor])
-    node_to_grads: dict[int, list[Any]] = {id(output_tensor): [out_grad]}
+    reverse_topo_order = list(reversed(find_topo_sort([output_tensor])))
+    node_to_output_grads: dict[Value, list[Any]] = {output_tensor: [out_grad]}
     with _grad_mode(create_graph):
-        for node in reversed(topo_order):
-            grads = node_to_grads.pop(id(node), None)
-            if grads is None:
+        for node in reverse_topo_order:
+            partial_adjoints = node_to_output_grads.pop(node, None)
+            if partial_adjoints is None:  # no path from this node to the output
                 continue
-            node.grad = sum_adjoints(grads, node)
+            node.grad = sum_node_list(partial_adjoints, node)
             if node.op is None:
                 continue
-            for x, grad in zip(node.inputs, node.op.partial_adjoints(node.grad, node)):
+            for x, grad in zip(node.inputs, as_tuple(node.op.gradient(node.grad, node))):
                 if grad is not None and x.requires_grad:
-                    node_to_grads.setdefault(id(x), []).append(grad)
+                    node_to_output_grads.setdefault(x, []).append(grad)
     if not retain_graph:
-        for node in topo_order:
-            if node.op is not None:
-                node.op, node.inputs = FREED, ()
+        free_graph(reverse_topo_order)
+
+
+def free_graph(nodes: Iterable[Value]) -> None:
+    """Drop the ops, inputs and saved values of ``nodes``: the graph's memory goes back."""
+    for node in nodes:
+        if node.op is not None:
+            node.op, node.inputs, node.saved = FREED, (), None
 
 
 from . import ops  # noqa: E402  (ops are built on Tensor, defined above)
+
+tensor_methods.ops = ops  # what Tensor's operators and methods call

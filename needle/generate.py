@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -18,7 +17,7 @@ import numpy as np
 from .autograd import Tensor, no_grad
 from .data.text import EOS, Dictionary
 from .models import LanguageModel
-from .serialization import load
+from .serialization import atomic_write, load
 
 CONFIG_NAME = "language_model.json"
 
@@ -26,10 +25,7 @@ CONFIG_NAME = "language_model.json"
 def write_config(folder: str, config: dict[str, Any], dictionary: Dictionary) -> str:
     """Write ``language_model.json`` (model arguments and vocabulary) atomically."""
     path = os.path.join(folder, CONFIG_NAME)
-    fd, tmp = tempfile.mkstemp(prefix=CONFIG_NAME + ".", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"model": config, **dictionary.to_dict()}, f)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"model": config, **dictionary.to_dict()}).encode())
     return path
 
 

@@ -1,15 +1,23 @@
 """Optimisers and learning-rate schedulers: update Parameters in place from their ``.grad``.
 
-Updates build no graph and keep each parameter's dtype. For speed an optimiser runs its
-update rule once over all parameters: at the first ``step()`` it moves the parameters of
-each (device, dtype) group into one flat buffer (each Parameter keeps a view into it) and
-keeps its moment buffers flat too, so an update is a dozen whole-model array operations
-instead of a dozen per parameter. Per-parameter state (``state_dict()``) are views of the
-flat buffers. A parameter whose ``.data`` was reassigned is copied back in at the next step;
-when some gradients are None the rule runs per parameter on the others (PyTorch skips them).
+Every optimiser states its update rule twice, and both run:
 
-``t`` counts ``step()`` calls (the contract's one counter for Adam); PyTorch counts steps per
-parameter, which differs only for parameters that sometimes have no gradient.
+- ``rule`` — the readable form: one parameter at a time, written in Tensor arithmetic
+  under ``no_grad`` (PyTorch's ``_single_tensor_*``). Reference mode
+  (``ndl.reference_mode()``) runs it.
+- ``update`` — the fast form (the default): the same rule once over all parameters of a
+  group, on flat buffers of the device's array module, in place (PyTorch's ``_fused_*``).
+  At each step the values and gradients of a group's parameters (per device and dtype)
+  are gathered into one flat buffer, updated by a dozen whole-buffer operations and
+  copied back into each parameter's own storage. Parameters are never moved, so two
+  optimisers over one model do not interfere; when some gradients are None the rule runs
+  per parameter on the others (PyTorch skips them).
+
+Parameters come as a list or as ``param_groups`` (dicts with ``"params"`` and their own
+hyper-parameters), as in PyTorch; ``optimizer.lr`` reads the first group's lr and sets
+every group's. ``t`` counts ``step()`` calls (the contract's one counter for Adam); PyTorch
+counts steps per parameter, which differs only for parameters that sometimes have no
+gradient.
 
 Where needle differs from PyTorch the docstring says so: SGD's momentum buffer is an
 exponential average, ``u = momentum u + (1 - momentum) g`` (PyTorch: ``u = momentum u + g``),
@@ -19,39 +27,45 @@ so needle's ``SGD(lr, m)`` moves like PyTorch's ``SGD(lr * (1 - m), m)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .autograd import Tensor
+from .autograd import Tensor, no_grad
 from .backend_ndarray import Device, NDArray, fused
 from .nn import Parameter
+from .nn.utils import clip_grad_norm_
+from .reference import is_reference_mode
 
 Array = Any  # an array of a device's module (numpy or cupy)
+Group = dict[str, Any]  # "params" and the hyper-parameters of a parameter group
+State = dict[str, Tensor]  # one parameter's buffers
 
 
-class _Group:
-    """Parameters of one device and dtype, their values, gradients and state in flat
-    buffers of that device's array module (``xp``)."""
+class _Flat:
+    """One group's parameters of one device and dtype: flat buffers for their values,
+    gradients, a scratch array and each state buffer (arrays of the device's ``xp``). Each
+    parameter's state is a view of its slot (what ``optimizer.state`` holds)."""
 
-    def __init__(self, params: Sequence[Tensor], state_names: Sequence[str]):
+    def __init__(self, params: Sequence[Tensor], state: dict[Tensor, State],
+                 state_names: Sequence[str]):
         self.params = list(params)
         self.device: Device = params[0].device
         self.xp = self.device.module()
         dtype = params[0].dtype
-        sizes = [p.size for p in params]
-        self.offsets = np.cumsum([0] + sizes).tolist()
+        self.offsets = np.cumsum([0] + [p.size for p in params]).tolist()
         total = self.offsets[-1]
-        self.value = self.xp.empty(total, dtype=dtype)
-        self.grad = self.xp.empty(total, dtype=dtype)
-        self.tmp = self.xp.empty(total, dtype=dtype)
-        self.state = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
-        self.views = [self._view(self.value, i) for i in range(len(params))]
-        self.grad_views = [self._view(self.grad, i) for i in range(len(params))]
-        self.flat_grad = NDArray.make((total,), device=self.device, handle=self.grad)
-        for p, view in zip(self.params, self.views):
-            view[...] = p.cached_data
-            p.cached_data = view
+        self.value, self.grad, self.tmp = (self.xp.empty(total, dtype=dtype) for _ in range(3))
+        self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
+        self.flat_value, self.flat_grad = (NDArray.make((total,), device=self.device, handle=a)
+                                           for a in (self.value, self.grad))
+        self.state_views = [{name: Tensor.make_const(self._view(flat, i))
+                             for name, flat in self.buffers.items()} for i in range(len(params))]
+        for i, (p, views) in enumerate(zip(self.params, self.state_views)):
+            for name, view in views.items():  # the state so far moves into the buffers
+                if name in state.get(p, {}):
+                    self.raw(self.buffers[name], i)[...] = _raw(state[p][name])
+            state[p] = views
 
     def _view(self, flat: Array, i: int) -> NDArray:
         """Parameter i's slot of ``flat``, as an NDArray of its shape sharing memory."""
@@ -63,109 +77,195 @@ class _Group:
         return flat[self.offsets[i]:self.offsets[i + 1]].reshape(self.params[i].shape)
 
     def gather(self) -> bool:
-        """Copy values reassigned since the last step back in, and gradients into the flat
-        gradient buffer; True when every parameter has a gradient."""
-        for p, view in zip(self.params, self.views):
-            if p.cached_data is not view:
-                view[...] = p.cached_data
-                p.cached_data = view
+        """Copy values and gradients into the flat buffers; True when every parameter has a
+        gradient (else the gradients present are copied into their slots)."""
+        fused.flatten_into(self.flat_value, [p.cached_data for p in self.params])
         grads = [p.grad for p in self.params]
         if all(g is not None for g in grads):
             fused.flatten_into(self.flat_grad, [g.cached_data for g in grads])
             return True
-        for grad, grad_view in zip(grads, self.grad_views):
+        for i, grad in enumerate(grads):
             if grad is not None:
-                grad_view[...] = grad.cached_data
+                self.raw(self.grad, i)[...] = _raw(grad)
         return False
 
+    def scatter(self) -> None:
+        """Copy the updated values back into each parameter's own storage."""
+        fused.unflatten_from(self.flat_value, [p.cached_data for p in self.params])
 
-Rule = Callable[..., None]
+
+def _raw(t: Tensor) -> Array:
+    """The device array behind a Tensor (for the flat fast path only)."""
+    return t.cached_data._array
 
 
 class Optimizer:
-    """Holds a list of parameters; ``step()`` updates them, ``reset_grad()`` clears grads.
+    """Holds parameter groups; ``step()`` updates them, ``zero_grad()`` clears grads.
 
-    Subclasses name their per-parameter buffers in ``state_names``, their hyper-parameters
-    in ``hyper_names``, and write ``update(xp, w, g, tmp, **state)``: one in-place update on
-    arrays of any shape (all parameters at once, or one)."""
+    Subclasses give ``defaults`` (their hyper-parameters), name their per-parameter
+    buffers in ``state_names`` and write the rule twice: ``rule(p, grad, state, group)``
+    on one parameter in Tensor arithmetic, and ``update(xp, w, g, tmp, group, **state)`` in
+    place on arrays of any shape (a whole flat group, or one parameter's slot)."""
 
     state_names: tuple[str, ...] = ()
-    hyper_names: tuple[str, ...] = ("lr",)
 
-    def __init__(self, params: Iterable[Parameter], lr: float):
-        self.params = list(params)
-        if not self.params:
-            raise ValueError("optimizer got an empty parameter list")
-        if not all(isinstance(p, Tensor) for p in self.params):
-            raise TypeError(f"optimizer params must be Tensors, got "
-                            f"{sorted({type(p).__name__ for p in self.params})}")
-        if len({id(p) for p in self.params}) != len(self.params):
-            raise ValueError("optimizer got the same parameter more than once")
-        _check_positive(lr=lr)
-        self.lr = lr
+    def __init__(self, params: Iterable[Parameter] | Iterable[Group], defaults: Group):
+        _check_positive(lr=defaults["lr"])
+        self.defaults = defaults
+        self.param_groups: list[Group] = []
+        self.state: dict[Tensor, State] = {}
         self.t = 0
-        self._groups: list[_Group] | None = None
+        self._flats: list[tuple[Group, _Flat]] | None = None
+        items: list[Any] = list(params)
+        if not items:
+            raise ValueError("optimizer got an empty parameter list")
+        groups: list[Group] = items if isinstance(items[0], dict) else [{"params": items}]
+        for group in groups:
+            self.add_param_group(group)
 
-    def _build_groups(self) -> list[_Group]:
-        by_kind: dict[tuple[str, str], list[Tensor]] = {}
-        for p in self.params:
-            by_kind.setdefault((p.device.name, str(p.dtype)), []).append(p)
-        return [_Group(ps, self.state_names) for ps in by_kind.values()]
+    def add_param_group(self, group: Group) -> None:
+        """Add a dict with ``"params"`` and any hyper-parameters (defaults fill the rest)."""
+        params = list(group["params"]) if not isinstance(group["params"], Tensor) \
+            else [group["params"]]
+        if not params or not all(isinstance(p, Tensor) for p in params):
+            raise TypeError(f"optimizer params must be a non-empty list of Tensors, got "
+                            f"{sorted({type(p).__name__ for p in params}) or 'none'}")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in params}) != len(params) or seen & {id(p) for p in params}:
+            raise ValueError("optimizer got the same parameter more than once")
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"unknown hyper-parameters {sorted(unknown)}; "
+                             f"{type(self).__name__} takes {sorted(self.defaults)}")
+        full = {**self.defaults, **group, "params": params}
+        self.check_group(full)
+        self.param_groups.append(full)
+        self._flats = None
+
+    def check_group(self, group: Group) -> None:
+        """Validate a group's hyper-parameters (a clear error for bad values)."""
+        _check_positive(lr=group["lr"])
 
     @property
-    def groups(self) -> list[_Group]:
-        if self._groups is None:
-            self._groups = self._build_groups()
-        return self._groups
+    def params(self) -> list[Tensor]:
+        """Every parameter, group after group."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    @property
+    def lr(self) -> float:
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for group in self.param_groups:
+            group["lr"] = value
 
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
         self.t += 1
-        for group in self.groups:
-            if group.gather():
-                self.update(group.xp, group.value, group.grad, group.tmp, **group.state)
-                continue
-            for i, p in enumerate(group.params):
-                if p.grad is not None:
-                    self.update(group.xp, group.raw(group.value, i), group.raw(group.grad, i),
-                                group.raw(group.tmp, i),
-                                **{k: group.raw(v, i) for k, v in group.state.items()})
+        with no_grad():
+            if is_reference_mode():
+                self._reference_step()
+            else:
+                self._fast_step()
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
+    def _reference_step(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.rule(p, p.grad.detach(), self._state_of(p), group)
+
+    def _state_of(self, p: Tensor) -> State:
+        if p not in self.state:
+            self.state[p] = {name: Tensor.make_const(self.initial_state(p, name))
+                             for name in self.state_names}
+        return self.state[p]
+
+    def initial_state(self, p: Tensor, name: str) -> NDArray:
+        """A new buffer for ``p`` (zeros; Adagrad starts its sum elsewhere)."""
+        return p.device.full(p.shape, 0, p.dtype)
+
+    def _fast_step(self) -> None:
+        for group, flat in self._groups():
+            self._restore_views(flat)
+            if flat.gather():
+                self.update(flat.xp, flat.value, flat.grad, flat.tmp, group, **flat.buffers)
+            else:
+                for i, p in enumerate(flat.params):
+                    if p.grad is not None:
+                        self.update(flat.xp, flat.raw(flat.value, i), flat.raw(flat.grad, i),
+                                    flat.raw(flat.tmp, i), group,
+                                    **{k: flat.raw(v, i) for k, v in flat.buffers.items()})
+            flat.scatter()
+
+    def _restore_views(self, flat: _Flat) -> None:
+        """State replaced since the last fast step (reference mode, load_state_dict) is
+        copied back into the flat buffers."""
+        for i, (p, views) in enumerate(zip(flat.params, flat.state_views)):
+            current = self.state[p]
+            for name, view in views.items():
+                if current[name] is not view:
+                    flat.raw(flat.buffers[name], i)[...] = _raw(current[name])
+                    current[name] = view
+
+    def _groups(self) -> list[tuple[Group, _Flat]]:
+        if self._flats is None:
+            self._flats = []
+            for group in self.param_groups:
+                by_kind: dict[tuple[str, str], list[Tensor]] = {}
+                for p in group["params"]:
+                    by_kind.setdefault((p.device.name, str(p.dtype)), []).append(p)
+                for params in by_kind.values():
+                    for p in params:
+                        self._state_of(p)
+                    self._flats.append((group, _Flat(params, self.state, self.state_names)))
+        return self._flats
+
+    def rule(self, p: Tensor, grad: Tensor, state: State, group: Group) -> None:
         raise NotImplementedError
 
-    def reset_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+               **state: Array) -> None:
+        raise NotImplementedError
 
-    zero_grad = reset_grad
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every gradient: None (the default, as ``reset_grad``) or zeros."""
+        for p in self.params:
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad = Tensor.make_const(p.device.full(p.shape, 0, p.dtype))
+
+    def reset_grad(self) -> None:
+        """The contract's name: every gradient back to None."""
+        self.zero_grad(set_to_none=True)
 
     def clip_grad_norm(self, max_norm: float = 0.25) -> float:
         """Scale all gradients so that their global L2 norm is at most ``max_norm``;
         returns the norm before clipping."""
-        return clip_grad_norm(self.params, max_norm)
+        return clip_grad_norm_(self.params, max_norm)
 
     # ------------------------------------------------------------------ state
-    def _slots(self) -> list[tuple[_Group, int]]:
-        """(group, index in the group) of each parameter, in parameter order."""
-        slot = {id(p): (g, i) for g in self.groups for i, p in enumerate(g.params)}
-        return [slot[id(p)] for p in self.params]
-
     def state_dict(self) -> dict[str, Any]:
-        """Hyper-parameters, the step counter and each parameter's buffers (numpy copies,
-        listed in parameter order)."""
-        return {"hyper": {k: getattr(self, k) for k in self.hyper_names}, "step": self.t,
-                "state": [{k: _host(g.raw(v, i)) for k, v in g.state.items()}
-                          for g, i in self._slots()]}
+        """Each group's hyper-parameters (with the indices of its parameters), the step
+        counter and each parameter's buffers (numpy copies, in parameter order)."""
+        groups, start = [], 0
+        for group in self.param_groups:
+            hyper = {k: v for k, v in group.items() if k != "params"}
+            groups.append({**hyper, "params": list(range(start, start + len(group["params"])))})
+            start += len(group["params"])
+        return {"param_groups": groups, "step": self.t,
+                "state": [{k: v.numpy().copy() for k, v in self._state_of(p).items()}
+                          for p in self.params]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` returned, for the same parameters in the same order;
         a clear error (nothing changed) when counts, names or shapes differ."""
-        entries = state.get("state", [])
-        if len(entries) != len(self.params):
+        entries, params = state.get("state", []), self.params
+        if len(entries) != len(params):
             raise ValueError(f"optimizer state holds {len(entries)} parameters, this "
-                             f"optimizer has {len(self.params)}")
-        for n, (p, entry) in enumerate(zip(self.params, entries)):
+                             f"optimizer has {len(params)}")
+        for n, (p, entry) in enumerate(zip(params, entries)):
             if set(entry) != set(self.state_names):
                 raise ValueError(f"optimizer state of parameter {n} has buffers "
                                  f"{sorted(entry)}, expected {sorted(self.state_names)}")
@@ -173,17 +273,17 @@ class Optimizer:
                 if tuple(np.shape(value)) != p.shape:
                     raise ValueError(f"optimizer state {name!r} of parameter {n} has shape "
                                      f"{tuple(np.shape(value))}, the parameter {p.shape}")
-        for k, v in state.get("hyper", {}).items():
-            setattr(self, k, v)
+        groups = state.get("param_groups") or \
+            [state.get("hyper", {})] * len(self.param_groups)  # older files: one "hyper"
+        if len(groups) not in (0, len(self.param_groups)):
+            raise ValueError(f"optimizer state holds {len(groups)} parameter groups, this "
+                             f"optimizer has {len(self.param_groups)}")
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
         self.t = int(state.get("step", 0))
-        for (group, i), entry in zip(self._slots(), entries):
-            for name, value in entry.items():
-                group.raw(group.state[name], i)[...] = group.xp.asarray(value)
-
-
-def _host(array: Array) -> np.ndarray:
-    """A numpy copy of a device array."""
-    return array.get() if hasattr(array, "get") else np.array(array)
+        for p, entry in zip(params, entries):
+            self.state[p] = {name: Tensor(np.asarray(value), device=p.device, dtype=p.dtype,
+                                          requires_grad=False) for name, value in entry.items()}
 
 
 def _check_positive(**values: float) -> None:
@@ -204,11 +304,25 @@ def _check_unit(**values: float) -> None:
             raise ValueError(f"{name} must be in [0, 1), got {value}")
 
 
+def _betas(betas: tuple[float, float] | None, beta1: float, beta2: float) -> tuple[float, float]:
+    """PyTorch's ``betas=(b1, b2)`` or the contract's ``beta1``/``beta2``."""
+    if betas is None:
+        return beta1, beta2
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    return float(betas[0]), float(betas[1])
+
+
 def _add_weight_decay(xp: Any, w: Array, g: Array, tmp: Array, weight_decay: float) -> None:
     """g += wd w (the L2 term), in place on the optimiser's copy of the gradient."""
     if weight_decay:
         xp.multiply(w, weight_decay, out=tmp)
         g += tmp
+
+
+def _assign(p: Tensor, value: Tensor) -> None:
+    """p's values replaced by ``value`` (the readable rules' last line)."""
+    p.data = value
 
 
 class SGD(Optimizer):
@@ -218,58 +332,91 @@ class SGD(Optimizer):
     SGD(lr, m) equal PyTorch's SGD(lr * (1 - m), m) (also with nesterov)."""
 
     state_names = ("u",)
-    hyper_names = ("lr", "momentum", "weight_decay", "nesterov")
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.0,
-                 weight_decay: float = 0.0, nesterov: bool = False):
-        super().__init__(params, lr)
-        _check_unit(momentum=momentum)
-        _check_positive(weight_decay=weight_decay)
-        if nesterov and not momentum:
+    def __init__(self, params: Iterable[Parameter] | Iterable[Group], lr: float = 0.01,
+                 momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False):
+        super().__init__(params, {"lr": lr, "momentum": momentum,
+                                  "weight_decay": weight_decay, "nesterov": nesterov})
+
+    def check_group(self, group: Group) -> None:
+        _check_positive(lr=group["lr"], weight_decay=group["weight_decay"])
+        _check_unit(momentum=group["momentum"])
+        if group["nesterov"] and not group["momentum"]:
             raise ValueError("nesterov=True needs a momentum > 0")
-        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
-        u = state["u"]
-        _add_weight_decay(xp, w, g, tmp, self.weight_decay)
-        if not self.momentum:
-            g *= self.lr
+    def rule(self, p: Tensor, grad: Tensor, state: State, group: Group) -> None:
+        m = group["momentum"]
+        g = grad + p * group["weight_decay"]
+        if not m:
+            return _assign(p, p - g * group["lr"])
+        state["u"] = u = state["u"] * m + g * (1 - m)
+        step = g * (1 - m) + u * m if group["nesterov"] else u
+        _assign(p, p - step * group["lr"])
+
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+               **state: Array) -> None:
+        u, m, lr = state["u"], group["momentum"], group["lr"]
+        _add_weight_decay(xp, w, g, tmp, group["weight_decay"])
+        if not m:
+            g *= lr
             w -= g
             return
-        g *= 1 - self.momentum
-        u *= self.momentum
+        g *= 1 - m
+        u *= m
         u += g
-        if self.nesterov:
-            xp.multiply(u, self.momentum, out=tmp)
+        if group["nesterov"]:
+            xp.multiply(u, m, out=tmp)
             g += tmp
         else:
             g[...] = u
-        g *= self.lr
+        g *= lr
         w -= g
 
 
 class Adam(Optimizer):
     """Adam with the L2 term added to the gradient and one step counter t per ``step()``:
     g += wd w;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g²;
-    w -= lr m̂ / (sqrt(v̂) + eps), m̂ = m / (1 - b1^t), v̂ = v / (1 - b2^t)."""
+    w -= lr m̂ / (sqrt(v̂) + eps), m̂ = m / (1 - b1^t), v̂ = v / (1 - b2^t).
+    ``betas=(b1, b2)`` (PyTorch's spelling) or ``beta1``/``beta2`` (the contract's)."""
 
     state_names = ("m", "v")
-    hyper_names = ("lr", "beta1", "beta2", "eps", "weight_decay")
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 0.01, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0):
-        super().__init__(params, lr)
-        _check_unit(beta1=beta1, beta2=beta2)
-        _check_positive(eps=eps, weight_decay=weight_decay)
-        self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
+    def __init__(self, params: Iterable[Parameter] | Iterable[Group], lr: float = 0.01,
+                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.0, betas: tuple[float, float] | None = None):
+        beta1, beta2 = _betas(betas, beta1, beta2)
+        super().__init__(params, {"lr": lr, "beta1": beta1, "beta2": beta2, "eps": eps,
+                                  "weight_decay": weight_decay})
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
-        _add_weight_decay(xp, w, g, tmp, self.weight_decay)
-        self._adam(xp, w, g, tmp, state["m"], state["v"])
+    def add_param_group(self, group: Group) -> None:
+        if "betas" in group:
+            group = dict(group)
+            group["beta1"], group["beta2"] = _betas(group.pop("betas"), 0, 0)
+        super().add_param_group(group)
 
-    def _adam(self, xp: Any, w: Array, g: Array, tmp: Array, m: Array, v: Array) -> None:
+    def check_group(self, group: Group) -> None:
+        _check_positive(lr=group["lr"], eps=group["eps"], weight_decay=group["weight_decay"])
+        _check_unit(beta1=group["beta1"], beta2=group["beta2"])
+
+    def rule(self, p: Tensor, grad: Tensor, state: State, group: Group) -> None:
+        self._adam_rule(p, grad + p * group["weight_decay"], state, group)
+
+    def _adam_rule(self, p: Tensor, g: Tensor, state: State, group: Group) -> None:
+        b1, b2, t = group["beta1"], group["beta2"], self.t
+        state["m"] = m = state["m"] * b1 + g * (1 - b1)
+        state["v"] = v = state["v"] * b2 + g * g * (1 - b2)
+        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
+        _assign(p, p - m_hat * group["lr"] / (v_hat ** 0.5 + group["eps"]))
+
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+               **state: Array) -> None:
+        _add_weight_decay(xp, w, g, tmp, group["weight_decay"])
+        self._adam(xp, w, g, tmp, group, state["m"], state["v"])
+
+    def _adam(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group, m: Array,
+              v: Array) -> None:
         """The moment updates and the step, in place (``g`` is used up)."""
-        b1, b2 = self.beta1, self.beta2
+        b1, b2 = group["beta1"], group["beta2"]
         m *= b1
         v *= b2
         xp.multiply(g, 1 - b1, out=tmp)
@@ -280,9 +427,9 @@ class Adam(Optimizer):
         # sqrt(v̂) + eps = sqrt(v) / sqrt(1 - b2^t) + eps;  lr m̂ = (lr / (1 - b1^t)) m
         xp.sqrt(v, out=tmp)
         tmp *= 1 / math.sqrt(1 - b2 ** self.t)
-        tmp += self.eps
+        tmp += group["eps"]
         xp.divide(m, tmp, out=tmp)
-        tmp *= self.lr / (1 - b1 ** self.t)
+        tmp *= group["lr"] / (1 - b1 ** self.t)
         w -= tmp
 
 
@@ -290,13 +437,19 @@ class AdamW(Adam):
     """Adam with decoupled weight decay (PyTorch's AdamW): w -= lr wd w, then the Adam step
     on the plain gradient."""
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 0.001, beta1: float = 0.9,
-                 beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.01):
-        super().__init__(params, lr, beta1, beta2, eps, weight_decay)
+    def __init__(self, params: Iterable[Parameter] | Iterable[Group], lr: float = 0.001,
+                 beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 weight_decay: float = 0.01, betas: tuple[float, float] | None = None):
+        super().__init__(params, lr, beta1, beta2, eps, weight_decay, betas)
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
-        w *= 1 - self.lr * self.weight_decay
-        self._adam(xp, w, g, tmp, state["m"], state["v"])
+    def rule(self, p: Tensor, grad: Tensor, state: State, group: Group) -> None:
+        _assign(p, p * (1 - group["lr"] * group["weight_decay"]))
+        self._adam_rule(p, grad, state, group)
+
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+               **state: Array) -> None:
+        w *= 1 - group["lr"] * group["weight_decay"]
+        self._adam(xp, w, g, tmp, group, state["m"], state["v"])
 
 
 class RMSprop(Optimizer):
@@ -305,41 +458,55 @@ class RMSprop(Optimizer):
     with momentum: b = momentum b + d, w -= lr b; else w -= lr d."""
 
     state_names = ("v", "b", "gbar")
-    hyper_names = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 0.01, alpha: float = 0.99,
-                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
-                 centered: bool = False):
-        super().__init__(params, lr)
-        _check_unit(alpha=alpha, momentum=momentum)
-        _check_positive(eps=eps, weight_decay=weight_decay)
-        self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
-        self.momentum, self.centered = momentum, centered
+    def __init__(self, params: Iterable[Parameter] | Iterable[Group], lr: float = 0.01,
+                 alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False):
+        super().__init__(params, {"lr": lr, "alpha": alpha, "eps": eps,
+                                  "weight_decay": weight_decay, "momentum": momentum,
+                                  "centered": centered})
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
-        v, b, gbar = state["v"], state["b"], state["gbar"]
-        _add_weight_decay(xp, w, g, tmp, self.weight_decay)
-        v *= self.alpha
+    def check_group(self, group: Group) -> None:
+        _check_positive(lr=group["lr"], eps=group["eps"], weight_decay=group["weight_decay"])
+        _check_unit(alpha=group["alpha"], momentum=group["momentum"])
+
+    def rule(self, p: Tensor, grad: Tensor, state: State, group: Group) -> None:
+        alpha = group["alpha"]
+        g = grad + p * group["weight_decay"]
+        state["v"] = v = state["v"] * alpha + g * g * (1 - alpha)
+        if group["centered"]:
+            state["gbar"] = gbar = state["gbar"] * alpha + g * (1 - alpha)
+            v = v - gbar * gbar
+        d = g / (v ** 0.5 + group["eps"])
+        if group["momentum"]:
+            state["b"] = d = state["b"] * group["momentum"] + d
+        _assign(p, p - d * group["lr"])
+
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+               **state: Array) -> None:
+        v, b, gbar, alpha = state["v"], state["b"], state["gbar"], group["alpha"]
+        _add_weight_decay(xp, w, g, tmp, group["weight_decay"])
+        v *= alpha
         xp.multiply(g, g, out=tmp)
-        tmp *= 1 - self.alpha
+        tmp *= 1 - alpha
         v += tmp
-        if self.centered:
-            gbar *= self.alpha
-            xp.multiply(g, 1 - self.alpha, out=tmp)
+        if group["centered"]:
+            gbar *= alpha
+            xp.multiply(g, 1 - alpha, out=tmp)
             gbar += tmp
             xp.multiply(gbar, gbar, out=tmp)
             xp.subtract(v, tmp, out=tmp)
             xp.sqrt(tmp, out=tmp)
         else:
             xp.sqrt(v, out=tmp)
-        tmp += self.eps
+        tmp += group["eps"]
         xp.divide(g, tmp, out=tmp)
-        if self.momentum:
-            b *= self.momentum
+        if group["momentum"]:
+            b *= group["momentum"]
             b += tmp
-            xp.multiply(b, self.lr, out=tmp)
+            xp.multiply(b, group["lr"], out=tmp)
         else:
-            tmp *= self.lr
+            tmp *= group["lr"]
         w -= tmp
 
 
@@ -348,49 +515,47 @@ class Adagrad(Optimizer):
     lr_t = lr / (1 + (t - 1) lr_decay); s starts at ``initial_accumulator_value``."""
 
     state_names = ("s",)
-    hyper_names = ("lr", "lr_decay", "eps", "weight_decay", "initial_accumulator_value")
 
-    def __init__(self, params: Iterable[Parameter], lr: float = 0.01, lr_decay: float = 0.0,
-                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10):
-        super().__init__(params, lr)
-        _check_positive(lr_decay=lr_decay, weight_decay=weight_decay, eps=eps,
-                        initial_accumulator_value=initial_accumulator_value)
-        self.lr_decay, self.eps, self.weight_decay = lr_decay, eps, weight_decay
-        self.initial_accumulator_value = initial_accumulator_value
+    def __init__(self, params: Iterable[Parameter] | Iterable[Group], lr: float = 0.01,
+                 lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
+        super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "eps": eps,
+                                  "weight_decay": weight_decay,
+                                  "initial_accumulator_value": initial_accumulator_value})
 
-    def _build_groups(self) -> list[_Group]:
-        groups = super()._build_groups()
-        for group in groups:
-            group.state["s"][...] = self.initial_accumulator_value
-        return groups
+    def check_group(self, group: Group) -> None:
+        _check_positive(lr=group["lr"], lr_decay=group["lr_decay"],
+                        weight_decay=group["weight_decay"], eps=group["eps"],
+                        initial_accumulator_value=group["initial_accumulator_value"])
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, **state: Array) -> None:
+    def initial_state(self, p: Tensor, name: str) -> NDArray:
+        group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
+        return p.device.full(p.shape, group["initial_accumulator_value"], p.dtype)
+
+    def _lr(self, group: Group) -> float:
+        return group["lr"] / (1 + (self.t - 1) * group["lr_decay"])
+
+    def rule(self, p: Tensor, grad: Tensor, state: State, group: Group) -> None:
+        g = grad + p * group["weight_decay"]
+        state["s"] = s = state["s"] + g * g
+        _assign(p, p - g * self._lr(group) / (s ** 0.5 + group["eps"]))
+
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+               **state: Array) -> None:
         s = state["s"]
-        _add_weight_decay(xp, w, g, tmp, self.weight_decay)
+        _add_weight_decay(xp, w, g, tmp, group["weight_decay"])
         xp.multiply(g, g, out=tmp)
         s += tmp
         xp.sqrt(s, out=tmp)
-        tmp += self.eps
+        tmp += group["eps"]
         xp.divide(g, tmp, out=tmp)
-        tmp *= self.lr / (1 + (self.t - 1) * self.lr_decay)
+        tmp *= self._lr(group)
         w -= tmp
 
 
 def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
-    """Scale the gradients of ``params`` by max_norm / (norm + 1e-6) when their global L2
-    norm exceeds ``max_norm`` (PyTorch's clip_grad_norm_); returns the norm."""
-    _check_positive(max_norm=max_norm)
-    with_grad = [p for p in params if p.grad is not None]
-    if not with_grad:
-        return 0.0
-    norm = math.sqrt(sum(float((p.grad.cached_data * p.grad.cached_data).sum().numpy())
-                         for p in with_grad))
-    scale = max_norm / (norm + 1e-6)
-    if scale < 1:
-        for p in with_grad:
-            p.grad = Tensor.make_const(p.grad.cached_data * scale)
-    return norm
+    """``nn.utils.clip_grad_norm_`` under the contract's name; returns the norm."""
+    return clip_grad_norm_(params, max_norm)
 
 
 # ---------------------------------------------------------------------------- schedulers

@@ -103,8 +103,13 @@ def _encode(value: Any) -> bytes:
 
 def save(value: Any, path: str | os.PathLike[str]) -> None:
     """Write ``value`` (a state dict or any tree of arrays and plain data) to ``path`` in
-    the safetensors format, atomically: a temporary file, fsync, then a rename."""
-    data = _encode(value)
+    the safetensors format, atomically (``atomic_write``)."""
+    atomic_write(path, _encode(value))
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, fsync-ed and renamed
+    over ``path``: a crash mid-write leaves the previous file intact."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import distributed as dist
 from . import nn
+from .backend_ndarray import allocator
 from .autograd import Tensor, no_grad
 from .optim import Optimizer
 from .serialization import load, save
@@ -129,7 +130,9 @@ def fit(model: nn.Module, train_loader: Iterable[Any], opt: Optimizer, epochs: i
 
     ``checkpoint``: a path written after every epoch. ``resume``: a checkpoint to continue
     from (its epochs count towards ``epochs``). ``scheduler.step()`` runs after each epoch;
-    ``on_epoch`` receives each new history entry (e.g. to print it)."""
+    ``on_epoch`` receives each new history entry (e.g. to print it). Turns on the allocator
+    tuning (``backend_ndarray.allocator.enable``)."""
+    allocator.enable()
     history = load_checkpoint(resume, model, opt, scheduler) if resume else []
     dist.decorrelate_rng()
     for index in range(len(history), epochs):

@@ -9,16 +9,15 @@ long the text. Perplexity is exp(mean cross-entropy per token).
 
 ``lm_epoch`` plugs into ``needle.train.fit`` as its ``epoch_fn`` (history, checkpoints and
 resume come from there); ``epoch_general_ptb``, ``train_ptb`` and ``evaluate_ptb`` keep the
-needle course's names and return (accuracy, mean loss). The last section holds what
-``python -m needle train --model lstm_lm|transformer_lm --dataset ptb`` plugs in.
+needle course's names and return (accuracy, mean loss). What ``python -m needle train
+--model lstm_lm ... --dataset ptb`` and ``python -m needle generate`` plug into the command
+line lives in ``lm_command.py``.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
 import math
-import os
 from typing import Any, Callable
 
 import numpy as np
@@ -26,9 +25,7 @@ import numpy as np
 from . import nn, ops, optim
 from .autograd import Tensor, no_grad
 from .backend_ndarray import Device
-from .data.text import Corpus, batchify, get_batch
-from .generate import format_text, generate, load_language_model, write_config
-from .models import LanguageModel
+from .data.text import get_batch
 from .train import _progress, fit
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -130,99 +127,3 @@ def evaluate_ptb(model: nn.Module, data: np.ndarray, seq_len: int = 40,
                  dtype: Any = "float32") -> tuple[float, float]:
     """(accuracy, mean loss) of ``model`` on ``data`` in eval mode."""
     return epoch_general_ptb(data, model, seq_len, loss_fn, None, None, device, dtype)
-
-
-# ------------------------------------------------------------------ the command line
-# Each model's defaults (flags given on the command line still win); they reach the
-# quality targets of tests/test_train_lm.py on Penn Treebank. Weight decay matters for
-# Adam: 4% of the test tokens are words the training split never shows, and without it
-# Adam pushes their logits down by about lr at every step.
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lstm_lm": dict(dataset="ptb", epochs=3, batch_size=20, optimizer="sgd", lr=20.0,
-                    momentum=0.0, weight_decay=0.0, scheduler="none", embedding_size=200,
-                    hidden_dim=200, num_layers=1, drop_prob=0.2, bptt=35, clip=0.25),
-}
-MODEL_DEFAULTS["rnn_lm"] = dict(MODEL_DEFAULTS["lstm_lm"], lr=5.0)
-MODEL_DEFAULTS["gru_lm"] = dict(MODEL_DEFAULTS["lstm_lm"], lr=10.0)
-MODEL_DEFAULTS["transformer_lm"] = dict(
-    dataset="ptb", epochs=5, batch_size=10, optimizer="adam", lr=5e-3, weight_decay=3e-4,
-    scheduler="none", embedding_size=128, hidden_dim=256, num_layers=2, num_heads=4,
-    dim_head=32, drop_prob=0.3, bptt=35, clip=0.0)
-SEQ_MODELS = {"rnn_lm": "rnn", "lstm_lm": "lstm", "gru_lm": "gru",
-              "transformer_lm": "transformer"}
-PTB_FILES = ("ptb.valid.txt", "ptb.test.txt")
-
-
-def add_lm_options(parser: argparse.ArgumentParser) -> None:
-    """The language models' own flags of ``python -m needle train``."""
-    group = parser.add_argument_group("language models (lstm_lm, transformer_lm, ...)")
-    group.add_argument("--embedding-size", type=int, default=200)
-    group.add_argument("--num-layers", type=int, default=1)
-    group.add_argument("--num-heads", type=int, default=4, help="Transformer only")
-    group.add_argument("--dim-head", type=int, default=32, help="Transformer only")
-    group.add_argument("--bptt", type=int, default=35, help="tokens per BPTT window")
-    group.add_argument("--clip", type=float, default=0.25,
-                       help="gradient-norm clipping (0: none)")
-    group.add_argument("--max-lines", type=int, default=None,
-                       help="read only the first lines of each text file (quick runs)")
-
-
-def load_ptb(folder: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Penn Treebank as the command line's Data fields: only the validation and test
-    splits are available here, so it trains on ptb.valid.txt and tests on ptb.test.txt."""
-    corpus = Corpus(os.path.join(folder, "ptb"), max_lines=args.max_lines,
-                    train_file=PTB_FILES[0], test_file=PTB_FILES[1])
-    note = (f"ptb: only Penn Treebank's validation and test splits are available here; "
-            f"training on {PTB_FILES[0]} ({len(corpus.train):,} tokens), testing on "
-            f"{PTB_FILES[1]} ({len(corpus.test):,} tokens), vocabulary "
-            f"{len(corpus.dictionary):,} words")
-    return dict(train=corpus.train, test=corpus.test, input_shape=(),
-                num_classes=len(corpus.dictionary), kind="language_model", note=note,
-                extra={"dictionary": corpus.dictionary})
-
-
-def lm_config(args: argparse.Namespace, vocab_size: int) -> dict[str, Any]:
-    """The LanguageModel arguments the flags ask for (saved beside the weights)."""
-    return dict(embedding_size=args.embedding_size, output_size=vocab_size,
-                hidden_size=args.hidden_dim, num_layers=args.num_layers,
-                seq_model=SEQ_MODELS[args.model], seq_len=args.bptt, num_head=args.num_heads,
-                dim_head=args.dim_head, dropout=args.drop_prob)
-
-
-def build_language_model(vocab_size: int, args: argparse.Namespace) -> LanguageModel:
-    if getattr(args, "dataset", "ptb") != "ptb":
-        raise SystemExit(f"--model {args.model} trains on --dataset ptb, not {args.dataset}")
-    return LanguageModel(**lm_config(args, vocab_size))
-
-
-def train_language_model(model: nn.Module, data: Any, args: argparse.Namespace,
-                         opt: optim.Optimizer, scheduler: Any,
-                         on_epoch: Callable[[dict[str, float]], None]) -> list[dict[str, float]]:
-    """``fit_lm`` on the corpus of ``data``: perplexity per epoch, a checkpoint after every
-    epoch (``--resume`` continues), and ``language_model.json`` for ``generate``."""
-    write_config(args.out, lm_config(args, data.num_classes), data.extra["dictionary"])
-    return fit_lm(model, batchify(data.train, args.batch_size), opt, args.epochs,
-                  test_batches=batchify(data.test, 10), bptt=args.bptt, clip=args.clip,
-                  scheduler=scheduler, checkpoint=os.path.join(args.out,
-                                                               "checkpoint.safetensors"),
-                  resume=args.resume, progress=args.progress, on_epoch=on_epoch)
-
-
-def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True,
-                        help="model.safetensors (or checkpoint.safetensors) of a language "
-                             "model trained by `python -m needle train`")
-    parser.add_argument("--prompt", default="the")
-    parser.add_argument("--length", type=int, default=30, help="words to generate")
-    parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
-    parser.add_argument("--top-k", type=int, default=40, help="0: the whole vocabulary")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run_generate(args: argparse.Namespace) -> None:
-    """``python -m needle generate``: print the prompt and its sampled continuation."""
-    model, dictionary = load_language_model(args.checkpoint)
-    np.random.seed(args.seed)
-    words = generate(model, dictionary, args.prompt, args.length, args.temperature,
-                     args.top_k or None)
-    print(format_text(args.prompt.split() + words))

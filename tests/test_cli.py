@@ -31,7 +31,9 @@ def test_train_on_digits_writes_history_curves_and_model(tmp_path):
     for entry in history:
         assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
                 "seconds"} <= set(entry)
-        assert 0 <= entry["train_acc"] <= 1 and 0 <= entry["test_acc"] <= 1
+    # two SGD epochs on digits: about 92 % measured, chance is 10 %
+    assert history[1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["test_acc"] >= 0.8, history
     assert f"{history[-1]['test_acc']:.4f}" in lines[-1]
     assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     weights = ndl.load(out / "model.safetensors")

@@ -67,7 +67,8 @@ def test_fit_keeps_a_history_and_checkpoints_every_epoch(tmp_path):
             "seconds"} <= set(history[0])
     assert [e["lr"] for e in history] == [0.01, 0.01, 0.005, 0.005]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert all(0 <= e["test_acc"] <= 1 for e in history)
+    assert history[-1]["test_loss"] < history[0]["test_loss"]
+    assert history[-1]["test_acc"] > 0.35, history  # 4 classes: chance 0.25 (0.42 measured)
     saved = ndl.load(ckpt)
     assert saved["epoch"] == 4 and saved["history"] == history
     assert saved["optimizer"]["step"] == 4 * len(loader)
@@ -119,10 +120,11 @@ def test_resume_from_something_else_is_a_clear_error(tmp_path):
 def test_progress_bars_are_drawn_with_tqdm(capsys):
     model, opt, _, loader, test = setup()
     error, _ = train.epoch(test, model, progress=True)
+    x, y = test.dataset.arrays
+    assert error == pytest.approx((train.predict(model, ndl.Tensor(x)) != y).mean())
     train.fit(model, loader, opt, 1, progress=True)
     drawn = capsys.readouterr().err
     assert "eval" in drawn and "train" in drawn and "it/s" in drawn
-    assert 0 <= error <= 1
 
 
 def _resident_mib():

@@ -6,8 +6,9 @@ operating system, so each training step page-faults its memory in anew (measured
 ResNet9 training step 26.5 -> 19.3 ms, a 64-channel conv forward+backward 81 -> 76 ms).
 On Linux with glibc, ``keep_freed_memory()`` raises both thresholds so freed blocks stay in
 the heap for the next step; resident memory then stays at its high-water mark (flat across
-steps) instead of shrinking between them. needle calls it once at import unless the
-environment sets ``NEEDLE_KEEP_FREED_MEMORY=0``.
+steps) instead of shrinking between them. It changes malloc for the whole process, so it
+is opt-in: the command line and ``train.fit`` call ``enable()``, which does nothing when the
+environment sets ``NEEDLE_KEEP_FREED_MEMORY=0``; importing needle changes nothing.
 """
 
 from __future__ import annotations
@@ -35,4 +36,12 @@ def keep_freed_memory() -> bool:
         bool(mallopt(_M_TRIM_THRESHOLD, _THRESHOLD))
 
 
-KEPT = os.environ.get("NEEDLE_KEEP_FREED_MEMORY", "1") != "0" and keep_freed_memory()
+KEPT = False  # True once ``enable()`` took effect
+
+
+def enable() -> bool:
+    """``keep_freed_memory()`` unless ``NEEDLE_KEEP_FREED_MEMORY=0``; True when in effect."""
+    global KEPT
+    if not KEPT and os.environ.get("NEEDLE_KEEP_FREED_MEMORY", "1") != "0":
+        KEPT = keep_freed_memory()
+    return KEPT

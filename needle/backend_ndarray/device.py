@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from .ndarray import NDArray
 
 Shape = tuple[int, ...]
+#: Axes to reduce or flip: one, several, or None for all (lists become tuples in ``ops``).
+Axes = int | tuple[int, ...] | list[int] | None
 
 
 class _Unavailable(ModuleType):

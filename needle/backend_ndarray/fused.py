@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .device import Shape
 from .ndarray import NDArray, _wrap, array_sum
 
-Axes = tuple[int, ...]
+Axes = Shape  # reduced axes, always a tuple here
 
 
 def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDArray,
@@ -103,6 +104,15 @@ def flatten_into(out: NDArray, arrays: list[NDArray]) -> None:
     """Write the arrays, each flattened in row-major order, one after another into the 1-D
     ``out`` (converting to its dtype): one copy for a whole list, e.g. of gradients."""
     out.device.module().concatenate([a._array.reshape(-1) for a in arrays], out=out._array)
+
+
+def unflatten_from(flat: NDArray, arrays: list[NDArray]) -> None:
+    """The inverse of ``flatten_into``: copy consecutive slices of the 1-D ``flat`` into
+    the arrays, in place (each keeps its own storage)."""
+    offset = 0
+    for a in arrays:
+        a._array[...] = flat._array[offset:offset + a.size].reshape(a.shape)
+        offset += a.size
 
 
 def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:

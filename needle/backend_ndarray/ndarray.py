@@ -16,9 +16,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .device import Device, Shape, default_device
+from .device import Axes, Device, Shape, cpu, cuda, default_device
 
-Axes = int | tuple[int, ...] | None
 Scalar = int | float | bool
 
 
@@ -324,6 +323,17 @@ class NDArray:
         return _wrap(xp.matmul(_blas_ready(self._array, xp), _blas_ready(other._array, xp)),
                      self._device)
 
+    # ------------------------------------------------------------------ DLPack
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        """A DLPack capsule of this array's memory, shared, not copied (numpy's or CuPy's
+        own; ``torch.from_dlpack(a)`` and ``np.from_dlpack(a)`` call it)."""
+        return self._array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """(DLPack device type, device id): (1, 0) on the CPU, (2, id) on a CUDA GPU."""
+        kind, index = self._array.__dlpack_device__()
+        return int(kind), int(index)
+
 
 def _blas_ready(array: Any, xp: Any) -> Any:
     """``array`` itself when BLAS can read its last two axes in place, else a compact copy.
@@ -478,3 +488,26 @@ def _is_basic(index: Any) -> bool:
     """True when ``index`` holds only ints, slices, None and Ellipsis (numpy basic indexing)."""
     items = index if isinstance(index, tuple) else (index,)
     return all(isinstance(i, (int, np.integer, slice, type(None), type(Ellipsis))) for i in items)
+
+
+# ---------------------------------------------------------------------- DLPack
+DLPACK_CPU, DLPACK_CUDA = 1, 2
+
+
+def from_dlpack(x: Any) -> NDArray:
+    """An NDArray sharing the memory of ``x``, any DLPack exporter (a torch tensor, a numpy
+    or CuPy array): CPU memory becomes a ``cpu()`` array, CUDA memory a ``cuda()`` one."""
+    if not hasattr(x, "__dlpack_device__"):
+        raise TypeError(f"from_dlpack needs an object with __dlpack__ and __dlpack_device__ "
+                        f"(a torch tensor, numpy or CuPy array), got {type(x).__name__}")
+    kind = int(x.__dlpack_device__()[0])
+    if kind == DLPACK_CPU:
+        return _wrap(np.from_dlpack(x), cpu())
+    if kind == DLPACK_CUDA:
+        device = cuda()
+        if not device.enabled():
+            raise RuntimeError("from_dlpack: the array is in CUDA memory but needle's cuda() "
+                               "device is not available (it needs CuPy and a GPU)")
+        return _wrap(device.module().from_dlpack(x), device)
+    raise ValueError(f"from_dlpack: arrays on DLPack device type {kind} are not supported; "
+                     f"needle holds CPU ({DLPACK_CPU}) and CUDA ({DLPACK_CUDA}) memory")

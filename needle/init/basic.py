@@ -25,6 +25,14 @@ def rand(*shape: int, low: float = 0.0, high: float = 1.0, device: Device | None
     return _from_host(low + (high - low) * np.random.rand(*shape), device, dtype, requires_grad)
 
 
+def uniform(*shape: int, bound: float = 1.0, device: Device | None = None,
+            dtype: Any = "float32", requires_grad: bool = False) -> Tensor:
+    """Uniform on [-bound, bound): ``rand(*shape, low=-bound, high=bound)`` (the default
+    initialisation of PyTorch's recurrent and convolution layers)."""
+    return rand(*shape, low=-bound, high=bound, device=device, dtype=dtype,
+                requires_grad=requires_grad)
+
+
 def randn(*shape: int, mean: float = 0.0, std: float = 1.0, device: Device | None = None,
           dtype: Any = "float32", requires_grad: bool = False) -> Tensor:
     """Normal: ``std * np.random.randn(*shape) + mean``."""
@@ -34,6 +42,8 @@ def randn(*shape: int, mean: float = 0.0, std: float = 1.0, device: Device | Non
 def randb(*shape: int, p: float = 0.5, device: Device | None = None, dtype: Any = "bool",
           requires_grad: bool = False) -> Tensor:
     """Bernoulli(p) booleans: ``np.random.rand(*shape) <= p``."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"randb: p must be a probability in [0, 1], got {p}")
     return _from_host(np.random.rand(*shape) <= p, device, dtype, requires_grad)
 
 

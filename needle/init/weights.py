@@ -6,10 +6,8 @@ import math
 from typing import Any
 
 from ..autograd import Tensor
+from ..backend_ndarray import Shape
 from .basic import rand, randn
-
-Shape = tuple[int, ...]
-
 
 _GAINS = {"relu": math.sqrt(2), "linear": 1.0, "sigmoid": 1.0, "tanh": 5 / 3,
           "leaky_relu": math.sqrt(2 / (1 + 0.01 ** 2))}

@@ -7,6 +7,7 @@ from typing import Sequence
 from .. import nn, ops
 from ..autograd import Tensor
 from ..backend_ndarray import Device
+from ..nn.conv import NHWC_TO_NCHW
 
 
 class CNN(nn.Module):
@@ -45,5 +46,5 @@ class CNN(nn.Module):
             if x.ndim != 4 or x.shape[3] != self.in_channels:
                 raise ValueError(f"CNN(channels_last=True) expects images (N, H, W, "
                                  f"{self.in_channels}), got shape {x.shape}")
-            x = ops.permute(x, (0, 3, 1, 2))
+            x = ops.permute(x, NHWC_TO_NCHW)
         return self.model(x)

@@ -11,6 +11,7 @@ from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
+from . import utils
 from .sync_batchnorm import SyncBatchNorm
 
 __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLoss",
@@ -19,4 +20,4 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "LSTM", "LSTMCell", "LayerNorm1d", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d",
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "SyncBatchNorm", "Tanh",
-           "Transformer", "TransformerLayer", "summary"]
+           "Transformer", "TransformerLayer", "summary", "utils"]

@@ -167,9 +167,9 @@ class BatchNorm1d(Module):
             scale = self.weight * (self.running_var + self.eps) ** -0.5
             shift = self.bias - self.running_mean * scale
             return x * self._per_channel(scale, x) + self._per_channel(shift, x)
-        normalize = ops.Normalize(axes, self.eps, channel_axis=1)
-        out = normalize(x, self.weight, self.bias)
-        self._update_running_stats(normalize.mean, normalize.var)
+        out, mean, var = ops.batch_norm(x, axes, self.eps, self.weight, self.bias,
+                                        channel_axis=1)
+        self._update_running_stats(mean.cached_data, var.cached_data)
         return out
 
     @staticmethod

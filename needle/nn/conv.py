@@ -8,6 +8,7 @@ elementwise ops). Weights use needle's layout K×K×C_in×C_out, not PyTorch's C
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 from .. import init, ops
 from ..autograd import Tensor
@@ -17,6 +18,11 @@ from .module import Module, Parameter
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
 NHWC_TO_NCHW = (0, 3, 1, 2)
+
+
+def channels_last(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``fn`` (working on N×H×W×C images, needle's ops' layout) applied to x (N, C, H, W)."""
+    return ops.permute(fn(ops.permute(x, NCHW_TO_NHWC)), NHWC_TO_NCHW)
 
 
 def _check_image(layer: Module, x: Tensor, channels: int | None = None,
@@ -39,6 +45,12 @@ class Conv2d(Module):
                  padding: int = 0, bias: bool = True, device: Device | None = None,
                  dtype: str = "float32"):
         super().__init__()
+        sizes = {"in_channels": in_channels, "out_channels": out_channels,
+                 "kernel_size": kernel_size, "stride": stride}
+        for name, value in sizes.items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got "
+                                 f"{value!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
@@ -55,7 +67,7 @@ class Conv2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_image(self, x, self.in_channels)
-        return ops.permute(self._convolve(ops.permute(x, NCHW_TO_NHWC)), NHWC_TO_NCHW)
+        return channels_last(self._convolve, x)
 
     def _convolve(self, x: Tensor) -> Tensor:
         """The layer on x (N, H, W, C_in) -> (N, H_out, W_out, C_out)."""
@@ -69,8 +81,8 @@ class Conv2d(Module):
 def _uniform(shape: tuple[int, ...], fan_in: int, device: Device | None,
              dtype: str) -> Parameter:
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)) of ``shape``: PyTorch's default for conv layers."""
-    bound = 1 / math.sqrt(fan_in)
-    return Parameter(init.rand(*shape, low=-bound, high=bound, device=device, dtype=dtype))
+    return Parameter(init.uniform(*shape, bound=1 / math.sqrt(fan_in), device=device,
+                                  dtype=dtype))
 
 
 class Conv(Conv2d):
@@ -140,9 +152,11 @@ class MaxPool2d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_image(self, x)
-        out = ops.max_pool2d(ops.permute(x, NCHW_TO_NHWC), self.kernel_size, self.stride,
-                             self.padding)
-        return ops.permute(out, NHWC_TO_NCHW)
+        return channels_last(self.pool, x)
+
+    def pool(self, x: Tensor) -> Tensor:
+        """The pooling on x (N, H, W, C)."""
+        return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -152,11 +166,8 @@ class AvgPool2d(MaxPool2d):
     """The mean of each K×K window of x (N, C, H, W), ``stride`` (default K) apart; zero
     ``padding`` counts in the mean (PyTorch's default)."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        _check_image(self, x)
-        out = ops.avg_pool2d(ops.permute(x, NCHW_TO_NHWC), self.kernel_size, self.stride,
-                             self.padding)
-        return ops.permute(out, NHWC_TO_NCHW)
+    def pool(self, x: Tensor) -> Tensor:
+        return ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
 
 
 class AdaptiveAvgPool2d(Module):

@@ -6,6 +6,7 @@ from typing import Any, cast
 
 from .. import init, ops
 from ..autograd import Tensor
+from ..reference import is_reference_mode
 from .basic import ReLU, Sequential
 from .conv import NCHW_TO_NHWC, NHWC_TO_NCHW, BatchNorm2d, Conv2d
 
@@ -14,7 +15,7 @@ class ConvBatchNorm2d(Sequential):
     """Sequential(conv, norm, ReLU()) on x (N, C_in, H, W) -> (N, C_out, H_out, W_out) (the
     ReLU only with ``relu``). Same children, parameters and state_dict keys as the plain
     Sequential; in training mode (with ``fused``, the default) the forward is one
-    ``ops.conv_batch_norm`` node, in eval mode the three layers run as usual."""
+    ``ops.conv_batch_norm`` node; in eval mode (and reference mode) the three layers run."""
 
     def __init__(self, conv: Conv2d, norm: BatchNorm2d, relu: bool = True, fused: bool = True):
         if conv.out_channels != norm.dim:
@@ -25,7 +26,7 @@ class ConvBatchNorm2d(Sequential):
         self.fused = fused
 
     def forward(self, x: Any) -> Tensor:
-        if not (self.training and self.fused):
+        if not (self.training and self.fused) or is_reference_mode():
             return super().forward(x)
         conv, norm = cast(Conv2d, self[0]), cast(BatchNorm2d, self[1])
         if x.ndim != 4 or x.shape[1] != conv.in_channels:

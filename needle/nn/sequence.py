@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import init, ops
 from ..autograd import Tensor
+from ..reference import is_reference_mode
 from ..backend_ndarray import Device
 from .module import Module, Parameter
 
@@ -24,18 +25,7 @@ State = Any  # h (batch, hidden) for RNN and GRU cells, (h, c) for LSTM cells
 
 def token_ids(x: Any, num_embeddings: int) -> np.ndarray:
     """``x`` (a Tensor or array of token ids) as int64, each checked to lie in the vocabulary."""
-    ids = x.numpy() if isinstance(x, Tensor) else np.asarray(x)
-    if ids.dtype.kind == "f":
-        if not np.array_equal(ids, np.round(ids)):
-            raise ValueError(f"token ids must be whole numbers, got dtype {ids.dtype} with "
-                             "fractional values")
-    elif ids.dtype.kind not in "iu":
-        raise TypeError(f"token ids must be integers, got dtype {ids.dtype}")
-    ids = ids.astype(np.int64)
-    if ids.size and (ids.min() < 0 or ids.max() >= num_embeddings):
-        raise IndexError(f"token ids must lie in [0, {num_embeddings}) (the vocabulary size), "
-                         f"got values in [{ids.min()}, {ids.max()}]")
-    return ids
+    return ops.class_ids(x, num_embeddings, "token ids")
 
 
 class Embedding(Module):
@@ -60,7 +50,7 @@ class Embedding(Module):
 
 
 def _uniform(*shape: int, bound: float, device: Device | None, dtype: str) -> Parameter:
-    return Parameter(init.rand(*shape, low=-bound, high=bound, device=device, dtype=dtype))
+    return Parameter(init.uniform(*shape, bound=bound, device=device, dtype=dtype))
 
 
 def check_state_shape(name: str, got: Sequence[int], expected: Sequence[int]) -> None:
@@ -286,7 +276,8 @@ class LSTM(_RecurrentNetwork):
 
     With ``fused`` (the default) each layer runs as one ``ops.lstm_sequence`` node instead of
     seq_len compositions of ``LSTMCell.step``: the same values, far fewer graph nodes.
-    ``fused=False`` keeps the per-step composition (needed for second derivatives)."""
+    ``fused=False`` (or reference mode) keeps the per-step composition (needed for second
+    derivatives)."""
 
     cells_name = "lstm_cells"
 
@@ -298,7 +289,7 @@ class LSTM(_RecurrentNetwork):
         self.lstm_cells = self.make_cells(LSTMCell, bias=bias, device=device, dtype=dtype)
 
     def forward(self, x: Tensor, h: Any = None) -> tuple[Tensor, Any]:
-        if not self.fused:
+        if not self.fused or is_reference_mode():
             return super().forward(x, h)
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise ValueError(f"LSTM expects input (seq_len, batch, {self.input_size}), got "

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-Shape = tuple[int, ...]
-Axes = int | tuple[int, ...] | list[int] | None
-ArrayAxes = int | tuple[int, ...] | None  # what NDArray reductions take (no lists)
+from ..backend_ndarray import Axes, Shape
 
 
-def as_array_axes(axes: Axes) -> ArrayAxes:
+def as_array_axes(axes: Axes) -> Axes:
     """``axes`` with a list turned into a tuple, for the NDArray reductions."""
     return tuple(axes) if isinstance(axes, list) else axes
 

@@ -31,7 +31,7 @@ def broadcast_tensors(*tensors: Tensor) -> list[Tensor]:
     for t in tensors[1:]:
         if t.shape != shape:
             shape = nd.broadcast_shapes(shape, t.shape)
-    return [t if t.shape == shape else broadcast_to(t, shape) for t in tensors]
+    return [t if t.shape == shape else t.broadcast_to(shape) for t in tensors]
 
 
 def binary_operands(lhs: Any, rhs: Any) -> list[Tensor]:
@@ -41,5 +41,3 @@ def binary_operands(lhs: Any, rhs: Any) -> list[Tensor]:
     like = lhs if isinstance(lhs, Tensor) else rhs
     return broadcast_tensors(as_tensor(lhs, like), as_tensor(rhs, like))
 
-
-from .shape import broadcast_to  # noqa: E402  (BroadcastTo is defined with the shape ops)

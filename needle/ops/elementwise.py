@@ -217,58 +217,17 @@ def relu(a: Tensor) -> Tensor:
 
 
 class Tanh(TensorOp):
-    """f(a) = tanh a; df = g (1 - f(a)^2), one TanhGrad node."""
+    """f(a) = tanh a; df = g (1 - f(a)^2)."""
 
     def compute(self, a: NDArray) -> NDArray:
         return a.tanh()
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        return TanhGrad()(out_grad, node)
-
-
-class TanhGrad(TensorOp):
-    """f(g, y) = g (1 - y^2), tanh's adjoint given its output y; df = (V (1 - y^2), -2 V g y).
-    A primitive for speed: one node where ``g * (1 - y * y)`` records four (an LSTM step
-    differentiates two tanh)."""
-
-    def compute(self, g: NDArray, y: NDArray) -> NDArray:
-        return g * (1 - y * y)
-
-    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
-        g, y = node.inputs
-        return TanhGrad()(out_grad, y), out_grad * g * y * -2.0
+        return out_grad * (1 - node * node)
 
 
 def tanh(a: Tensor) -> Tensor:
     return Tanh()(a)
-
-
-class Sigmoid(TensorOp):
-    """f(a) = 1 / (1 + e^-a), computed as (1 + tanh(a/2)) / 2 so it never overflows;
-    df = g f (1 - f). A primitive for speed: composed, it records four nodes forward and
-    six backward, and an LSTM applies three sigmoids per time step."""
-
-    def compute(self, a: NDArray) -> NDArray:
-        return (a * 0.5).tanh() * 0.5 + 0.5
-
-    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        return SigmoidGrad()(out_grad, node)
-
-
-class SigmoidGrad(TensorOp):
-    """f(g, y) = g y (1 - y), the sigmoid's adjoint given its output y;
-    df = (V y (1 - y), V g (1 - 2 y)). A primitive for speed, like TanhGrad."""
-
-    def compute(self, g: NDArray, y: NDArray) -> NDArray:
-        return g * (y * (1 - y))
-
-    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor]:
-        g, y = node.inputs
-        return SigmoidGrad()(out_grad, y), out_grad * g * (1 - y * 2.0)
-
-
-def sigmoid(a: Tensor) -> Tensor:
-    return Sigmoid()(a)
 
 
 class Maximum(TensorOp):

@@ -22,12 +22,27 @@ class GetItem(TensorOp):
         return a[self.index]
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        return index_add(out_grad, self.index, node.inputs[0].shape)
+        return IndexAdd(self.index, node.inputs[0].shape)(out_grad)
 
 
 def getitem(a: Tensor, index: Any) -> Tensor:
     """``a[index]`` like numpy: ints and slices give views, integer arrays gather rows."""
-    return GetItem(_host_index(index))(a)
+    index = _host_index(index)
+    _check_in_range(index, a.shape, "getitem")
+    return GetItem(index)(a)
+
+
+def _check_in_range(index: Any, shape: Shape, name: str) -> None:
+    """A clear IndexError naming the shape for an int or integer array out of range
+    (negative ones count from the end, as in numpy)."""
+    items = index if isinstance(index, tuple) else (index,)
+    if all(isinstance(item, slice) or item is None or item is Ellipsis for item in items):
+        return  # slices never leave the array
+    try:  # numpy's own rules, on a view of shape ``shape`` that holds no memory
+        np.broadcast_to(np.empty((), np.bool_), shape)[index]
+    except IndexError as exc:
+        raise IndexError(f"{name}: index out of range for a tensor of shape {tuple(shape)}: "
+                         f"{exc}") from None
 
 
 def _host_index(index: Any) -> Any:
@@ -61,11 +76,14 @@ class IndexAdd(TensorOp):
         return nd.index_add(self.shape, self.index, values)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        return getitem(out_grad, self.index)
+        return GetItem(self.index)(out_grad)
 
 
 def index_add(values: Tensor, index: Any, shape: Shape) -> Tensor:
-    return IndexAdd(_host_index(index), shape)(values)
+    """zeros(shape) with ``values`` added at ``index`` (repeated positions accumulate)."""
+    index = _host_index(index)
+    _check_in_range(index, shape, "index_add")
+    return IndexAdd(index, shape)(values)
 
 
 class Where(TensorOp):
@@ -85,4 +103,6 @@ def where(condition: Tensor, lhs: Tensor | float, rhs: Tensor | float) -> Tensor
     dtype = next((x.dtype for x in (lhs, rhs) if isinstance(x, Tensor)), "float32")
     lhs, rhs = (as_tensor(x, like, dtype) for x in (lhs, rhs))
     condition = as_tensor(condition, like, None)
+    if condition.dtype != np.bool_:
+        raise TypeError(f"where: the condition must be boolean, got dtype {condition.dtype}")
     return Where()(*broadcast_tensors(condition, lhs, rhs))

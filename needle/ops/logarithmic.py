@@ -6,19 +6,19 @@ import math
 
 from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor, TensorOp
-from .axes import ArrayAxes, Axes, as_array_axes, keepdims_shape, normalize_axes, reduced_shape
+from .axes import Axes, as_array_axes, keepdims_shape, normalize_axes, reduced_shape
 from .elementwise import exp
 from .reduce import summation
 from .shape import broadcast_to, reshape
 
 
-def _shift_by_max(a: NDArray, axes: ArrayAxes) -> tuple[NDArray, NDArray]:
+def _shift_by_max(a: NDArray, axes: Axes) -> tuple[NDArray, NDArray]:
     """(a - max, max) over ``axes`` with keepdims: exp(a - max) <= 1 never overflows."""
     shift = a.max(axis=axes, keepdims=True)
     return a - shift.broadcast_to(a.shape), shift
 
 
-def _stable_lse(a: NDArray, axes: ArrayAxes) -> NDArray:
+def _stable_lse(a: NDArray, axes: Axes) -> NDArray:
     """log sum exp over ``axes`` with keepdims, shifting by the max so nothing overflows."""
     if a.size == 0:  # the log of an empty sum is -inf (PyTorch); the max would be undefined
         return nd.full(keepdims_shape(a.shape, axes), -math.inf, a.dtype, a.device)
@@ -69,27 +69,3 @@ class LogSoftmax(TensorOp):
 def logsoftmax(a: Tensor, axis: int = -1) -> Tensor:
     """log softmax along ``axis`` (the last axis by default, as for 2-D logits)."""
     return LogSoftmax(normalize_axes(axis, a.ndim)[0])(a)
-
-
-class Softmax(TensorOp):
-    """f(a) = e^(a - max a) / sum e^(a - max a) along ``axis``; df = f (g - sum(g f)).
-
-    A primitive for stability and speed: exp(logsoftmax(a)) loses precision where |a| is
-    large (logsumexp rounds at the scale of a), and costs two ops where this is one."""
-
-    def __init__(self, axis: int = -1):
-        self.axis = axis
-
-    def compute(self, a: NDArray) -> NDArray:
-        shifted, _ = _shift_by_max(a, self.axis)
-        e = shifted.exp()
-        return e / e.sum(axis=self.axis, keepdims=True).broadcast_to(a.shape)
-
-    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        total = summation(out_grad * node, self.axis, keepdims=True)
-        return node * (out_grad - broadcast_to(total, node.shape))
-
-
-def softmax(a: Tensor, axis: int = -1) -> Tensor:
-    """softmax along ``axis`` (the last by default)."""
-    return Softmax(normalize_axes(axis, a.ndim)[0])(a)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..autograd import NDArray, Tensor, TensorOp
 from .axes import Axes, as_array_axes, keepdims_shape, normalize_axes
+from .elementwise import astype
 
 
 class Summation(TensorOp):
@@ -19,8 +20,8 @@ class Summation(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
         shape = node.inputs[0].shape
-        kept = out_grad if self.keepdims else reshape(out_grad, keepdims_shape(shape, self.axes))
-        return broadcast_to(kept, shape)
+        kept = out_grad if self.keepdims else out_grad.reshape(keepdims_shape(shape, self.axes))
+        return kept.broadcast_to(shape)
 
 
 def summation(a: Tensor, axes: Axes = None, keepdims: bool = False) -> Tensor:
@@ -39,16 +40,14 @@ class Max(TensorOp):
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
         a = node.inputs[0]
         kept = keepdims_shape(a.shape, self.axes)
-        is_max = astype(a == broadcast_to(reshape(node, kept), a.shape), out_grad.dtype)
-        count = broadcast_to(reshape(summation(is_max, self.axes), kept), a.shape)
-        return broadcast_to(reshape(out_grad, kept), a.shape) * is_max / count
+        is_max = astype(a == node.reshape(kept).broadcast_to(a.shape), out_grad.dtype)
+        count = summation(is_max, self.axes, keepdims=True).broadcast_to(a.shape)
+        return out_grad.reshape(kept).broadcast_to(a.shape) * is_max / count
 
 
-def max(a: Tensor, axes: Axes = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+def amax(a: Tensor, axes: Axes = None, keepdims: bool = False) -> Tensor:
+    """The max over ``axes`` (numpy's and PyTorch's amax; ``ndl.max`` is this function)."""
     axes = normalize_axes(axes, a.ndim)
     out = Max(axes)(a)
-    return reshape(out, keepdims_shape(a.shape, axes)) if keepdims else out
+    return out.reshape(keepdims_shape(a.shape, axes)) if keepdims else out
 
-
-from .elementwise import astype  # noqa: E402
-from .shape import broadcast_to, reshape  # noqa: E402

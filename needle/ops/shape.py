@@ -7,6 +7,8 @@ from typing import Sequence
 from .. import backend_ndarray as nd
 from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
 from .axes import Axes, Shape, as_array_axes, normalize_axes
+from .indexing import getitem
+from .reduce import summation
 from .tuple import make_tuple
 
 
@@ -119,6 +121,12 @@ class Pad(TensorOp):
 
 
 def pad(a: Tensor, axes: Sequence[tuple[int, int]]) -> Tensor:
+    """a with ``(before, after)`` zeros on each axis (one non-negative pair per axis)."""
+    widths = [tuple(pair) for pair in axes]
+    if len(widths) != a.ndim or any(len(w) != 2 or not all(isinstance(n, int) and n >= 0
+                                                           for n in w) for w in widths):
+        raise ValueError(f"pad needs one (before, after) pair of non-negative ints per axis "
+                         f"of a tensor of shape {a.shape}, got {tuple(axes)}")
     return Pad(axes)(a)
 
 
@@ -145,7 +153,13 @@ class Dilate(TensorOp):
         return undilate(out_grad, self.axes, self.dilation)
 
 
+def _check_dilation(dilation: int, name: str) -> None:
+    if not isinstance(dilation, int) or dilation < 0:
+        raise ValueError(f"{name}: dilation must be an int >= 0, got {dilation!r}")
+
+
 def dilate(a: Tensor, axes: Axes, dilation: int) -> Tensor:
+    _check_dilation(dilation, "dilate")
     return Dilate(axes, dilation)(a)
 
 
@@ -166,6 +180,7 @@ class UnDilate(TensorOp):
 
 
 def undilate(a: Tensor, axes: Axes, dilation: int) -> Tensor:
+    _check_dilation(dilation, "undilate")
     return UnDilate(axes, dilation)(a)
 
 
@@ -233,6 +248,3 @@ def concatenate(args: Sequence[Tensor] | TensorTuple, axis: int = 0) -> Tensor:
     ndim = len(values.cached_data[0].shape) if len(values) else 1
     return Concatenate(normalize_axes(axis, ndim)[0])(values)
 
-
-from .indexing import getitem  # noqa: E402  (indexing builds on reshape/broadcast_to)
-from .reduce import summation  # noqa: E402

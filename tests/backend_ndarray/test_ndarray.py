@@ -141,7 +141,8 @@ def test_elementwise_ops_need_equal_shapes_and_one_device():
 def test_reductions_with_keepdims(reduction, shape, data):
     axes = data.draw(axes_for(len(shape)))
     keepdims = data.draw(st.booleans())
-    a = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+    a = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed")).standard_normal(
+        shape).astype(np.float32)
     for device in [p.values[0] for p in DEVICES if p.values[0].enabled()]:
         got = getattr(nd.array(a, device=device), reduction)(axis=axes, keepdims=keepdims)
         want = getattr(np, reduction)(a, axis=axes, keepdims=keepdims)

@@ -25,6 +25,45 @@ def test_cnn_shapes_for_mnist_and_digits():
         assert all(p.grad is not None for p in model.parameters())
 
 
+def test_cnn_equals_torch_with_copied_weights():
+    """[Conv-BatchNorm2d-ReLU] x 2 - MaxPool2d per stage, Flatten, Linear against the same
+    network in torch.nn: logits, loss and every parameter gradient, in float64."""
+    torch = pytest.importorskip("torch")
+    tnn, F = torch.nn, torch.nn.functional
+    np.random.seed(2)
+    model = ndl.models.CNN(in_channels=2, num_classes=5, image_size=8, channels=(4, 6),
+                           convs_per_stage=2, dtype="float64")
+    layers, width = [], 2
+    for out in (4, 6):
+        for _ in range(2):
+            layers += [tnn.Conv2d(width, out, 3, padding=1), tnn.BatchNorm2d(out), tnn.ReLU()]
+            width = out
+        layers.append(tnn.MaxPool2d(2))
+    twin = tnn.Sequential(*layers, tnn.Flatten(), tnn.Linear(6 * 2 * 2, 5)).double()
+    pairs = list(zip(model.parameters(), twin.parameters()))
+    assert len(pairs) == len(list(twin.parameters())) == len(model.parameters()) == 18
+    for ours, theirs in pairs:
+        value = ours.numpy()
+        value = value.transpose(3, 2, 0, 1) if value.ndim == 4 else value.T if \
+            value.ndim == 2 else value
+        with torch.no_grad():
+            theirs.copy_(torch.tensor(value.reshape(theirs.shape)))
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((3, 2, 8, 8)), rng.integers(0, 5, 3)
+    logits = model(ndl.Tensor(x, dtype="float64", requires_grad=False))
+    ndl.nn.SoftmaxLoss()(logits, ndl.Tensor(y, requires_grad=False)).backward()
+    t_logits = twin(torch.tensor(x))
+    F.cross_entropy(t_logits, torch.tensor(y)).backward()
+    # flattening order: needle flattens (C, H, W) like torch, so Linear rows match
+    np.testing.assert_allclose(logits.numpy(), t_logits.detach().numpy(), rtol=1e-9, atol=1e-10)
+    for i, (ours, theirs) in enumerate(pairs):
+        grad = theirs.grad.numpy()
+        grad = grad.transpose(2, 3, 1, 0) if grad.ndim == 4 else grad.T if grad.ndim == 2 \
+            else grad
+        np.testing.assert_allclose(ours.grad.numpy(), grad.reshape(ours.shape), rtol=1e-7,
+                                   atol=1e-10, err_msg=f"parameter {i} {ours.shape}")
+
+
 def test_channels_last_input_is_the_same_model():
     np.random.seed(1)
     first = ndl.models.CNN(in_channels=3, num_classes=4, image_size=12, convs_per_stage=2)
@@ -47,7 +86,8 @@ def test_command_line_trains_the_cnn_on_digits(tmp_path, capsys):
     main(["train", "--model", "cnn", "--dataset", "digits", "--epochs", "1", "--out",
           str(tmp_path), "--cnn-channels", "8,16", "--no-progress"])
     history = json.loads((tmp_path / "history.json").read_text())
-    assert len(history) == 1 and 0 <= history[0]["test_acc"] <= 1
+    # one epoch of 8/16 channels: well above the 10 % of chance (about 40 % measured)
+    assert len(history) == 1 and history[0]["test_acc"] >= 0.25, history
     assert "test accuracy" in capsys.readouterr().out
 
 

@@ -1,5 +1,6 @@
-"""LanguageModel: shapes and states of every sequence model, equality with a PyTorch LSTM
-language model built from the same weights, causality of the Transformer LM, bad input."""
+"""LanguageModel: shapes and states of every sequence model, equality with PyTorch (RNN,
+LSTM, GRU and Transformer language models with the same weights), causality of the
+Transformer LM, bad input."""
 
 import numpy as np
 import pytest
@@ -35,42 +36,105 @@ def test_shapes_states_and_gradients(seq_model):
     assert not missing, f"no gradient for {missing}"
 
 
-def test_lstm_language_model_equals_torch():
+RECURRENT = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+
+
+@pytest.mark.parametrize("seq_model", sorted(RECURRENT))
+def test_recurrent_language_model_equals_torch(seq_model):
+    """Embedding -> 2-layer RNN / LSTM / GRU -> Linear against PyTorch's modules with the
+    same weights: logits, final states and the gradients of every weight."""
     np.random.seed(0)
-    model = LanguageModel(6, VOCAB, 5, num_layers=2, seq_model="lstm", dtype="float64")
+    model = LanguageModel(6, VOCAB, 5, num_layers=2, seq_model=seq_model, dtype="float64")
     emb = torch.nn.Embedding(VOCAB, 6).double()
-    lstm = torch.nn.LSTM(6, 5, 2).double()
+    network = RECURRENT[seq_model](6, 5, 2).double()
     linear = torch.nn.Linear(5, VOCAB).double()
+    names = (("W_ih", "weight_ih"), ("W_hh", "weight_hh"), ("bias_ih", "bias_ih"),
+             ("bias_hh", "bias_hh"))
     with torch.no_grad():
         emb.weight.copy_(torch.tensor(model.embedding.weight.numpy()))
-        for k, cell in enumerate(model.seq_model.lstm_cells):
-            for ours, theirs in (("W_ih", "weight_ih"), ("W_hh", "weight_hh"),
-                                 ("bias_ih", "bias_ih"), ("bias_hh", "bias_hh")):
-                value = getattr(cell, ours).numpy()
-                getattr(lstm, f"{theirs}_l{k}").copy_(torch.tensor(value.T))
+        for k, cell in enumerate(model.seq_model.cells):
+            for ours, theirs in names:
+                getattr(network, f"{theirs}_l{k}").copy_(torch.tensor(getattr(cell, ours)
+                                                                      .numpy().T))
         linear.weight.copy_(torch.tensor(model.linear.weight.numpy().T))
         linear.bias.copy_(torch.tensor(model.linear.bias.numpy().reshape(-1)))
     x, y = _ids(4, 3), _ids(4, 3, seed=2).numpy().reshape(-1).astype(np.int64)
     h0 = np.random.default_rng(3).standard_normal((2, 2, 3, 5))
+    if seq_model == "lstm":
+        state = (ndl.Tensor(h0[0], dtype="float64"), ndl.Tensor(h0[1], dtype="float64"))
+        t_state = (torch.tensor(h0[0]), torch.tensor(h0[1]))
+    else:
+        state, t_state = ndl.Tensor(h0[0], dtype="float64"), torch.tensor(h0[0])
 
-    logits, (h, c) = model(x, (ndl.Tensor(h0[0], dtype="float64"),
-                               ndl.Tensor(h0[1], dtype="float64")))
+    logits, h = model(x, state)
     lm_loss(logits, y).backward()
-    t_out, (t_h, t_c) = lstm(emb(torch.tensor(x.numpy().astype(np.int64))),
-                             (torch.tensor(h0[0]), torch.tensor(h0[1])))
+    t_out, t_h = network(emb(torch.tensor(x.numpy().astype(np.int64))), t_state)
     t_logits = linear(t_out.reshape(-1, 5))
     F.cross_entropy(t_logits, torch.tensor(y)).backward()
 
     np.testing.assert_allclose(logits.numpy(), t_logits.detach().numpy(), rtol=1e-10)
-    np.testing.assert_allclose(h.numpy(), t_h.detach().numpy(), rtol=1e-10)
-    np.testing.assert_allclose(c.numpy(), t_c.detach().numpy(), rtol=1e-10)
+    for ours, theirs in zip(h if seq_model == "lstm" else [h],
+                            t_h if seq_model == "lstm" else [t_h]):
+        np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-10)
     np.testing.assert_allclose(model.embedding.weight.grad.numpy(), emb.weight.grad.numpy(),
                                rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(model.linear.weight.grad.numpy(), linear.weight.grad.numpy().T,
                                rtol=1e-9, atol=1e-12)
-    cell = model.seq_model.lstm_cells[0]
-    np.testing.assert_allclose(cell.W_hh.grad.numpy(), lstm.weight_hh_l0.grad.numpy().T,
-                               rtol=1e-9, atol=1e-12)
+    for k, cell in enumerate(model.seq_model.cells):
+        for ours, theirs in names:
+            np.testing.assert_allclose(getattr(cell, ours).grad.numpy(),
+                                       getattr(network, f"{theirs}_l{k}").grad.numpy().T,
+                                       rtol=1e-8, atol=1e-12, err_msg=f"{ours} layer {k}")
+
+
+def _torch_transformer_lm(model, ids, leaf):
+    """The Transformer LM's forward written in torch functions, with ``leaf(p)`` the torch
+    twin of needle parameter p (needle layouts: Linear weights (in, out), biases (1, out))."""
+    seq_len, batch = ids.shape
+    width = model.embedding_size
+
+    def norm(t, layer):
+        return F.layer_norm(t, (width,), leaf(layer.weight), leaf(layer.bias), eps=layer.eps)
+
+    x = leaf(model.embedding.weight)[ids].transpose(0, 1)  # (batch, len, width)
+    x = x + leaf(model.seq_model.positional_embedding.weight)[:seq_len][None]
+    for i in range(len(model.seq_model.layers)):
+        layer = model.seq_model.layers[i]
+        attn = layer.attn
+
+        def heads(t):
+            return t.reshape(batch, seq_len, attn.num_head, attn.dim_head).transpose(1, 2)
+
+        q, k, v = (heads(norm(x, n) @ leaf(p.weight)) for n, p in (
+            (attn.prenorm_q, attn.q_projection), (attn.prenorm_k, attn.k_projection),
+            (attn.prenorm_v, attn.v_projection)))
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + out.transpose(1, 2).reshape(batch, seq_len, -1) @ \
+            leaf(attn.out_projection.weight)
+        hidden = torch.relu(norm(x, layer.layernorm) @ leaf(layer.linear1.weight) +
+                            leaf(layer.linear1.bias))
+        x = x + hidden @ leaf(layer.linear2.weight) + leaf(layer.linear2.bias)
+    x = x.transpose(0, 1).reshape(seq_len * batch, width)
+    return x @ leaf(model.linear.weight) + leaf(model.linear.bias)
+
+
+def test_transformer_language_model_equals_torch():
+    np.random.seed(1)
+    model = LanguageModel(8, VOCAB, 16, num_layers=2, seq_model="transformer", seq_len=10,
+                          num_head=2, dim_head=4, dtype="float64")
+    leaves = {id(p): torch.tensor(p.numpy(), requires_grad=True)
+              for p in model.parameters()}
+    x, y = _ids(6, 3), _ids(6, 3, seed=4).numpy().reshape(-1).astype(np.int64)
+    logits, _ = model(x)
+    lm_loss(logits, y).backward()
+    t_logits = _torch_transformer_lm(model, torch.tensor(x.numpy().astype(np.int64)),
+                                     lambda p: leaves[id(p)])
+    F.cross_entropy(t_logits, torch.tensor(y)).backward()
+    np.testing.assert_allclose(logits.numpy(), t_logits.detach().numpy(), rtol=1e-9,
+                               atol=1e-12)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad.numpy(), leaves[id(p)].grad.numpy(), rtol=1e-7,
+                                   atol=1e-12, err_msg=name)
 
 
 def test_transformer_language_model_is_causal():

@@ -57,6 +57,7 @@ def twins():
     return model, twin, pairs
 
 
+@pytest.mark.slow  # float64 ResNet9 forward and backward
 def test_resnet9_logits_and_gradients_equal_torch(twins):
     model, twin, pairs = twins
     rng = np.random.default_rng(1)
@@ -76,6 +77,7 @@ def test_resnet9_logits_and_gradients_equal_torch(twins):
                                    err_msg=f"parameter {i} {param.shape}")
 
 
+@pytest.mark.slow  # float64 ResNet9 forward and backward
 def test_resnet9_sgd_steps_track_torch(twins):
     """Three training steps (plain SGD) leave equal weights."""
     model, twin, pairs = twins
@@ -96,15 +98,34 @@ def test_resnet9_sgd_steps_track_torch(twins):
                                    rtol=1e-6, atol=1e-9, err_msg=f"parameter {i}")
 
 
-def test_resnet9_shapes_and_eval_mode():
-    np.random.seed(0)
-    model = ndl.models.ResNet9()
-    x = ndl.Tensor(np.random.rand(2, 3, 32, 32).astype(np.float32), requires_grad=False)
-    assert model(x).shape == (2, 10)
-    model.eval()
+@pytest.mark.slow  # float64 ResNet9 forward and backward
+def test_resnet9_eval_mode_uses_the_running_statistics(twins):
+    """After a training step has moved the running statistics, eval-mode logits differ
+    from training-mode ones and equal PyTorch's eval-mode logits with the same weights and
+    running statistics (copied: needle keeps the biased running variance)."""
+    model, twin, _ = twins
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((4, 3, 32, 32)), rng.integers(0, 10, 4)
+    inputs = ndl.Tensor(x, dtype="float64", requires_grad=False)
+    ndl.nn.SoftmaxLoss()(model(inputs), ndl.Tensor(y, requires_grad=False)).backward()
+    test = rng.standard_normal((3, 3, 32, 32))
+    test_inputs = ndl.Tensor(test, dtype="float64", requires_grad=False)
     with ndl.no_grad():
-        first, second = model(x).numpy(), model(x).numpy()
-    np.testing.assert_array_equal(first, second)
+        train_logits = model(test_inputs).numpy()  # batch statistics (and moves the running)
+    norms = [m for m in model.modules() if isinstance(m, ndl.nn.BatchNorm2d)]
+    t_norms = [m for m in twin.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == len(t_norms) == 8
+    for norm, t_norm in zip(norms, t_norms):
+        assert not np.allclose(norm.running_mean.numpy(), 0)  # the steps moved them
+        t_norm.running_mean.copy_(torch.tensor(norm.running_mean.numpy()))
+        t_norm.running_var.copy_(torch.tensor(norm.running_var.numpy()))
+    with ndl.no_grad():
+        model.eval()
+        eval_logits = model(test_inputs).numpy()
+    with torch.no_grad():
+        t_eval = twin.eval()(torch.tensor(test)).numpy()
+    np.testing.assert_allclose(eval_logits, t_eval, rtol=1e-9, atol=1e-9)
+    assert np.abs(eval_logits - train_logits).max() > 1e-3
     with pytest.raises(ValueError, match=r"expects 3 input channels .* got 1"):
         model(ndl.Tensor(np.zeros((2, 1, 32, 32), np.float32)))
 

@@ -10,7 +10,7 @@ import pytest
 
 import needle as ndl
 from needle.__main__ import main
-from needle.ops import winograd
+from needle.ops.fused import winograd
 
 
 @pytest.mark.slow

@@ -52,7 +52,8 @@ sizes = st.fixed_dictionaries({"seq_len": st.sampled_from([1, 2, 4]),
                                "batch": st.integers(1, 3), "input_size": st.integers(1, 4),
                                "hidden_size": st.integers(1, 4),
                                "num_layers": st.integers(1, 3), "bias": st.booleans(),
-                               "with_state": st.booleans()})
+                               "with_state": st.booleans(),
+                               "seed": st.integers(0, 2**32 - 1)})
 
 
 @pytest.mark.parametrize("kind", sorted(NETWORKS))
@@ -64,7 +65,7 @@ def test_network_equals_torch(kind, s):
     layers, bias, hidden = s["num_layers"], s["bias"], s["hidden_size"]
     net = ndl_cls(s["input_size"], hidden, layers, bias=bias, dtype="float64", **kwargs)
     torch_net = torch_cls(s["input_size"], hidden, layers, bias=bias, **kwargs).double()
-    rng = np.random.default_rng(s["batch"])
+    rng = np.random.default_rng(s["seed"])
     x = rng.standard_normal((s["seq_len"], s["batch"], s["input_size"]))
     lstm = kind == "lstm"
     states = [rng.standard_normal((layers, s["batch"], hidden))
@@ -90,12 +91,12 @@ def test_network_equals_torch(kind, s):
 @pytest.mark.parametrize("kind", sorted(CELLS))
 @settings(max_examples=8, deadline=None)
 @given(batch=st.integers(1, 3), input_size=st.integers(1, 4), hidden=st.integers(1, 4),
-       bias=st.booleans(), with_state=st.booleans())
-def test_cell_equals_torch(kind, batch, input_size, hidden, bias, with_state):
+       bias=st.booleans(), with_state=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_cell_equals_torch(kind, batch, input_size, hidden, bias, with_state, seed):
     ndl_cls, torch_cls, kwargs = CELLS[kind]
     cell = ndl_cls(input_size, hidden, bias=bias, dtype="float64", **kwargs)
     torch_cell = torch_cls(input_size, hidden, bias=bias, **kwargs).double()
-    rng = np.random.default_rng(hidden)
+    rng = np.random.default_rng(seed)
     lstm = kind == "lstm"
     x = rng.standard_normal((batch, input_size))
     states = [rng.standard_normal((batch, hidden))

@@ -1,5 +1,5 @@
 """Deferred partial adjoints: a weight shared by many products gets its adjoint as one
-product of concatenations; op.gradient() itself still returns Tensors (course-style
+product of concatenations; op.gradient_as_tuple() still returns Tensors (course-style
 gradient checks call it directly)."""
 
 import numpy as np
@@ -19,9 +19,10 @@ def _recurrence(h, w, xs):
 
 
 @settings(max_examples=10, deadline=None)
-@given(steps=st.integers(1, 5), batch=st.integers(1, 3), size=st.integers(1, 4))
-def test_shared_weight_gradient_equals_torch(steps, batch, size):
-    rng = np.random.default_rng(steps)
+@given(steps=st.integers(1, 5), batch=st.integers(1, 3), size=st.integers(1, 4),
+       seed=st.integers(0, 2**32 - 1))
+def test_shared_weight_gradient_equals_torch(steps, batch, size, seed):
+    rng = np.random.default_rng(seed)
     h0 = rng.standard_normal((batch, size)) * 0.5
     w = rng.standard_normal((size, size)) * 0.5
     xs = rng.standard_normal((steps, batch, size)) * 0.5
@@ -33,9 +34,12 @@ def test_shared_weight_gradient_equals_torch(steps, batch, size):
         return _recurrence(h, w, torch.unbind(xs, 0))
 
     check_torch(ndl_fn, torch_fn, h0, w, xs, name=f"recurrence of {steps} steps")
-    check_finite_differences(ndl_fn, h0, w, xs, tol=1e-5, name="recurrence")
+    # five tanh steps can shrink the gradient to ~1e-7, where central differences keep only
+    # four or five digits; PyTorch above is the exact oracle
+    check_finite_differences(ndl_fn, h0, w, xs, tol=1e-4, name="recurrence")
 
 
+@ndl.reference_mode(False)  # the fast path's deferred adjoints
 def test_shared_weight_adjoint_is_one_product(monkeypatch):
     w = ndl.Tensor(np.eye(4, dtype=np.float32) * 0.5)
     h = ndl.Tensor(np.ones((2, 4), np.float32), requires_grad=False)
@@ -80,6 +84,7 @@ def test_op_gradients_still_return_tensors():
     np.testing.assert_allclose(grads[1].numpy(), 2 * np.ones((3, 4)))
     parts = ndl.split(a, 0)
     first = parts[0]
-    tuple_grad = first.op.gradient(ndl.Tensor(np.ones(3, np.float32)), first)
+    tuple_grad, = first.op.gradient_as_tuple(ndl.Tensor(np.ones(3, np.float32)), first)
     assert isinstance(tuple_grad, ndl.TensorTuple)
+    np.testing.assert_allclose(tuple_grad[0].numpy(), np.ones(3))
     np.testing.assert_allclose(tuple_grad[1].numpy(), np.zeros(3))

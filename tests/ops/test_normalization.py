@@ -41,12 +41,12 @@ def test_normalize_matches_torch_and_finite_differences(case, seed):
     check_finite_differences(lambda a: ops.normalize(a, axes) + a, x, name=f"normalize {axes}")
 
 
-def test_normalize_keeps_batch_statistics_on_the_op():
+def test_batch_norm_returns_the_batch_statistics():
     x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
-    op = ops.Normalize((0,), 1e-5)
-    op(ndl.Tensor(x))
-    np.testing.assert_allclose(op.mean.numpy().reshape(-1), x.mean(0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(op.var.numpy().reshape(-1), x.var(0), rtol=1e-5)
+    _, mean, var = ops.batch_norm(ndl.Tensor(x), 0, 1e-5)
+    np.testing.assert_allclose(mean.numpy().reshape(-1), x.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var.numpy().reshape(-1), x.var(0), rtol=1e-5)
+    assert not mean.requires_grad and not var.requires_grad
 
 
 @fast
@@ -71,9 +71,9 @@ def test_normalize_grad_is_differentiable_in_both_inputs():
     g, x = local.standard_normal((4, 3)), local.standard_normal((4, 3))
 
     def normalize_grad(upstream, a):
-        forward = ops.Normalize((0,), 1e-5)
-        normalized = forward.compute(a.cached_data)
-        return ops.NormalizeGrad((0,), 1e-5, normalized, forward.inv_std)(upstream, a)
+        _, (normalized, _, _, inv_std) = ops.Normalize((0,), 1e-5).compute(a.cached_data)
+        constants = (ndl.Tensor(v, requires_grad=False) for v in (normalized, inv_std))
+        return ops.NormalizeGrad((0,), 1e-5)(upstream, a, *constants)
 
     check_finite_differences(normalize_grad, g, x, tol=1e-5, name="NormalizeGrad")
 

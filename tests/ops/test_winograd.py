@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import needle as ndl
 from needle.backend_ndarray import NDArray
-from needle.ops import winograd
+from needle.ops.fused import winograd
 
 BOUND = 1e-5  # max error relative to the largest output (the float32 bound)
 

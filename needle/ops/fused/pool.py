@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..autograd import NDArray, Tensor, TensorOp
-from ..backend_ndarray.ndarray import _wrap
-from .indexing import getitem
+from ...autograd import NDArray, Tensor, TensorOp
+from ...backend_ndarray.ndarray import _wrap
+from ..indexing import getitem
 
 
 def _offsets(a: Any, k: int) -> list[Any]:

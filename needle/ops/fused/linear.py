@@ -1,18 +1,21 @@
-"""The affine map of a Linear layer, x W + b, as one op (PyTorch's addmm / F.linear)."""
+"""The affine map of a Linear layer, x W + b, as one op (PyTorch's addmm / F.linear);
+replaces ``compose.linear``."""
 
 from __future__ import annotations
 
-from ..autograd import NDArray, Tensor, TensorOp
-from ..backend_ndarray import fused
-from .matmul import MatMul
-from .reduce import summation
+from ...autograd import NDArray, Tensor, TensorOp
+from ...backend_ndarray import fused
+from ..matmul import MatMul
+from ..reduce import summation
+from ...reference import replaces
+from .. import compose
 
 
 class Linear(TensorOp):
     """f(x, W, b) = x W + b for x (N, in), W (in, out), b (1, out) or (out,) added to every
     row; df = (g W^T, x^T g, sum of g over rows), each only for an input that needs it.
 
-    A primitive for speed: one graph node and one allocation instead of a product, a
+    Replaces ``compose.linear``: one graph node and one allocation instead of a product, a
     BroadcastTo of the bias and a sum (three nodes, two fresh arrays) per layer."""
 
     def compute(self, x: NDArray, weight: NDArray, bias: NDArray) -> NDArray:
@@ -27,14 +30,10 @@ class Linear(TensorOp):
                 grad_bias)
 
 
+@replaces(compose.linear)
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x W (+ b) for x (N, in), W (in, out) (needle's layout), b (1, out) or (out,)."""
-    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[0]:
-        raise ValueError(f"linear needs x (N, in) and weight (in, out), got {x.shape} and "
-                         f"{weight.shape}")
+    compose.check_linear(x, weight, bias)
     if bias is None:
         return MatMul()(x, weight)
-    if bias.shape not in ((weight.shape[1],), (1, weight.shape[1])):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[1]},) or "
-                         f"(1, {weight.shape[1]}), got {bias.shape}")
     return Linear()(x, weight, bias)

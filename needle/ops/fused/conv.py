@@ -11,18 +11,24 @@ differentiation, so second derivatives work:
 
 Pooling is a composition: ``im2col`` (a window-view op whose adjoint is the scatter-add
 ``col2im``) followed by a max or a sum over the window axes.
+
+These are speed primitives: each public function replaces its composition of slices,
+products and ``index_add`` in ``ops/convolution.py``, which reference mode runs instead.
 """
 
 from __future__ import annotations
 
 import math
 
-from .. import backend_ndarray as nd
-from ..autograd import NDArray, Tensor, TensorOp
+from ... import backend_ndarray as nd
+from ...autograd import NDArray, Tensor, TensorOp
+from ...reference import replaces
+from .. import convolution
+from ..convolution import (check_bias, check_conv, check_conv_transpose, check_pool,
+                           check_window, out_size)
+from ..reduce import amax, summation
 from . import winograd
 from .pool import MaxPool
-from .reduce import max as reduce_max
-from .reduce import summation
 
 Pair = tuple[int, int]
 
@@ -77,10 +83,6 @@ def _matrix(w: NDArray) -> NDArray:
     return w.compact().reshape((-1, w.shape[3]))
 
 
-def _out_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    return (size + 2 * padding - kernel) // stride + 1
-
-
 def _remainder(shape: tuple[int, ...], kernel: Pair, stride: int, padding: int) -> Pair:
     """Input rows/columns past the last window: the output_padding that restores shape."""
     return ((shape[1] + 2 * padding - kernel[0]) % stride,
@@ -93,51 +95,56 @@ class Conv(TensorOp):
     a (N,H,W,C_in), w (K_h,K_w,C_in,C_out), b (C_out,);
     df = (conv_transpose(g, w), conv_weight(a, g), sum of g over N, H, W).
 
-    A primitive for speed: one im2col copy and one BLAS matmul, or Winograd's F(4×4, 3×3)
-    (``ops/winograd.py``, 4× fewer multiplications) where ``winograd.applies``. The im2col
-    matrix (or Winograd's transformed input) is kept for the weight gradient, which would
+    Replaces ``convolution.conv`` (K_h·K_w strided views, products and sums): one im2col
+    copy and one BLAS matmul, or Winograd's F(4×4, 3×3) (``fused/winograd.py``, 4× fewer
+    multiplications) where ``winograd.applies``. The im2col matrix (or Winograd's
+    transformed input) is saved on the output node for the weight gradient, which would
     otherwise rebuild it; the optional bias is added to the product's output instead of
     through two more graph nodes."""
+
+    saves = True
 
     def __init__(self, stride: int = 1, padding: int = 0):
         self.stride = stride
         self.padding = padding
-        self.cols: NDArray | None = None
-        self.winograd = False
 
-    def compute(self, a: NDArray, w: NDArray, *bias: NDArray) -> NDArray:
+    def compute(self, a: NDArray, w: NDArray, *bias: NDArray
+                ) -> tuple[NDArray, tuple[NDArray, bool]]:
         kernel = (w.shape[0], w.shape[1])
-        out_h = _out_size(a.shape[1], kernel[0], self.stride, self.padding)
-        out_w = _out_size(a.shape[2], kernel[1], self.stride, self.padding)
+        out_h = out_size(a.shape[1], kernel[0], self.stride, self.padding)
+        out_w = out_size(a.shape[2], kernel[1], self.stride, self.padding)
         out_shape = (a.shape[0], out_h, out_w, w.shape[3])
-        self.winograd = winograd.applies(a.shape, w.shape, self.stride, self.padding, a.dtype)
-        if self.winograd:
-            self.cols = winograd.transform_input(a, self.padding)
-            out = winograd.conv2d(self.cols, w, out_shape)
+        transformed = winograd.applies(a.shape, w.shape, self.stride, self.padding, a.dtype)
+        if transformed:
+            cols = winograd.transform_input(a, self.padding)
+            out = winograd.conv2d(cols, w, out_shape)
         else:
-            self.cols = _im2col(a, kernel, self.stride, self.padding)
-            out = (self.cols @ _matrix(w)).reshape(out_shape)
+            cols = _im2col(a, kernel, self.stride, self.padding)
+            out = (cols @ _matrix(w)).reshape(out_shape)
         if bias:
             out = out + bias[0].broadcast_to(out.shape)
-        return out
+        return out, (cols, transformed)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
         a, w, *bias = node.inputs
         grad_bias = tuple(summation(out_grad, (0, 1, 2)) for _ in bias)
-        return self.input_gradients(out_grad, a, w) + grad_bias
+        return self.input_gradients(out_grad, a, w, node.saved) + grad_bias
 
-    def input_gradients(self, out_grad: Tensor, a: Tensor, w: Tensor
-                        ) -> tuple[Tensor | None, Tensor | None]:
-        """The adjoints of a and w for this call's output adjoint ``out_grad``."""
+    def input_gradients(self, out_grad: Tensor, a: Tensor, w: Tensor,
+                        saved: tuple[NDArray, bool]) -> tuple[Tensor | None, Tensor | None]:
+        """The adjoints of a and w given the output adjoint and the forward's ``saved``
+        (the im2col matrix or Winograd's transformed input, and which of the two)."""
         kernel = (w.shape[0], w.shape[1])
         extra = _remainder(a.shape, kernel, self.stride, self.padding)
         grad_a = ConvTranspose(self.stride, self.padding, extra)(out_grad, w) \
             if a.requires_grad else None
-        grad_w = ConvWeight(kernel, self.stride, self.padding, self.cols, self.winograd)(
-            a, out_grad) if w.requires_grad else None
+        cols, transformed = Tensor.make_const(saved[0]), saved[1]
+        grad_w = ConvWeight(kernel, self.stride, self.padding, transformed)(
+            a, out_grad, cols) if w.requires_grad else None
         return grad_a, grad_w
 
 
+@replaces(convolution.conv)
 def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 1,
          bias: Tensor | None = None) -> Tensor:
     """2-D convolution (cross-correlation, as in PyTorch) of a (N, H, W, C_in) with
@@ -146,16 +153,14 @@ def conv(a: Tensor, b: Tensor, stride: int = 1, padding: int = 1,
     b, padding = useful_kernel(a, b, stride, padding)
     if bias is None:
         return Conv(stride, padding)(a, b)
-    if bias.shape != (b.shape[3],):
-        raise ValueError(f"conv: bias must have shape ({b.shape[3]},) to match the weight "
-                         f"{b.shape}, got {bias.shape}")
+    check_bias(bias, b)
     return Conv(stride, padding)(a, b, bias)
 
 
 def useful_kernel(a: Tensor, b: Tensor, stride: int, padding: int) -> tuple[Tensor, int]:
     """(kernel, padding) for conv(a, b): the arguments checked, and the kernel cropped to
     the taps that ever meet the input (``_useful_taps``) when that keeps the padding even."""
-    _check_conv(a, b, stride, padding)
+    check_conv(a, b, stride, padding)
     first_h, size_h, padding_h = _useful_taps(a.shape[1], b.shape[0], stride, padding)
     first_w, size_w, padding_w = _useful_taps(a.shape[2], b.shape[1], stride, padding)
     if padding_h == padding_w and (size_h, size_w) != b.shape[:2]:
@@ -168,12 +173,12 @@ def _useful_taps(size: int, kernel: int, stride: int, padding: int) -> tuple[int
     rather than only padding, and the padding that gives the same output with those taps
     alone. Small images in deep layers (ResNet9's 1x1 and 2x2 maps under 3x3 kernels) skip
     most of the product this way. The whole kernel when the crop would need uneven padding."""
-    out = _out_size(size, kernel, stride, padding)
+    out = out_size(size, kernel, stride, padding)
     first = max(0, padding - stride * (out - 1))
     count = min(kernel - 1, padding + size - 1) - first + 1
     new_padding = padding - first
     uneven = stride * (out - 1) + count - size - new_padding != new_padding
-    if uneven or _out_size(size, count, stride, new_padding) != out:
+    if uneven or out_size(size, count, stride, new_padding) != out:
         return 0, kernel, padding
     return first, count, new_padding
 
@@ -183,7 +188,8 @@ class ConvTranspose(TensorOp):
     w (K_h,K_w,C_in,C_out); returns (N, H, W, C_in), H = (H_o-1)s - 2p + K_h + output_padding.
     df = (conv(z, w), conv_weight(z, g)) for the adjoint z.
 
-    A primitive for speed. Stride 1: g padded in one copy, then convolved with the flipped,
+    Replaces ``convolution.conv_transpose`` (K_h·K_w products scattered by index_add).
+    Stride 1: g padded in one copy, then convolved with the flipped,
     in/out-swapped kernel (one im2col, one matmul, no scatter). Larger strides: one matmul
     g w^T and a col2im scatter, as dilating g would multiply the work by stride²."""
 
@@ -234,6 +240,7 @@ class ConvTranspose(TensorOp):
         return grad_g, grad_w
 
 
+@replaces(convolution.conv_transpose)
 def conv_transpose(a: Tensor, b: Tensor, stride: int = 1, padding: int = 0,
                    output_padding: int | Pair = 0) -> Tensor:
     """Transposed convolution (the gradient of conv in its input) of a (N, H, W, C_out) with
@@ -241,7 +248,7 @@ def conv_transpose(a: Tensor, b: Tensor, stride: int = 1, padding: int = 0,
     H' = (H-1)·stride - 2·padding + K + output_padding, as PyTorch's conv_transpose2d."""
     extra = (output_padding, output_padding) if isinstance(output_padding, int) \
         else tuple(output_padding)
-    _check_conv_transpose(a, b, stride, padding, extra)
+    check_conv_transpose(a, b, stride, padding, extra)
     return ConvTranspose(stride, padding, (extra[0], extra[1]))(a, b)
 
 
@@ -249,39 +256,38 @@ class ConvWeight(TensorOp):
     """The adjoint of conv in its weight: f(a, g)[i,j,c,o] = sum_{n,y,x} pad(a)[n, s·y+i,
     s·x+j, c] g[n,y,x,o], i.e. im2col(a)^T g; df = (conv_transpose(g, z), conv(a, z)).
 
-    A primitive for speed: one matmul on the im2col matrix, or Winograd's products on the
-    transformed input (``transformed=True`` says which ``cols`` holds), reused from the
-    forward conv when given as ``cols``."""
+    Replaces ``convolution.conv_weight``: one matmul on the im2col matrix, the forward
+    conv's when it comes as the third input (a constant) ``cols`` — or Winograd's products
+    on the transformed input (``transformed`` says which ``cols`` holds)."""
 
     def __init__(self, kernel: Pair, stride: int = 1, padding: int = 0,
-                 cols: NDArray | None = None, transformed: bool = False):
+                 transformed: bool = False):
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
-        self.cols = cols
         self.transformed = transformed
 
-    def compute(self, a: NDArray, g: NDArray) -> NDArray:
+    def compute(self, a: NDArray, g: NDArray, *cols: NDArray) -> NDArray:
+        if cols and self.transformed:
+            return winograd.conv2d_weight(cols[0], g)
         weight_shape = self.kernel + (a.shape[3], g.shape[3])
-        if self.cols is None and winograd.applies(a.shape, weight_shape, self.stride,
-                                                   self.padding, a.dtype):
+        if not cols and winograd.applies(a.shape, weight_shape, self.stride, self.padding,
+                                         a.dtype):
             return winograd.conv2d_weight(winograd.transform_input(a, self.padding), g)
-        if self.cols is not None and self.transformed:
-            return winograd.conv2d_weight(self.cols, g)
-        cols = self.cols if self.cols is not None else \
-            _im2col(a, self.kernel, self.stride, self.padding)
-        grad = cols.permute((1, 0)) @ g.compact().reshape((-1, g.shape[3]))
+        matrix = cols[0] if cols else _im2col(a, self.kernel, self.stride, self.padding)
+        grad = matrix.permute((1, 0)) @ g.compact().reshape((-1, g.shape[3]))
         return grad.reshape(self.kernel + (a.shape[3], g.shape[3]))
 
-    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, Tensor | None]:
-        a, g = node.inputs
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
+        a, g = node.inputs[:2]
         extra = _remainder(a.shape, self.kernel, self.stride, self.padding)
         grad_a = ConvTranspose(self.stride, self.padding, extra)(g, out_grad) \
             if a.requires_grad else None
         grad_g = Conv(self.stride, self.padding)(a, out_grad) if g.requires_grad else None
-        return grad_a, grad_g
+        return (grad_a, grad_g) + (None,) * (len(node.inputs) - 2)
 
 
+@replaces(convolution.conv_weight)
 def conv_weight(a: Tensor, out_grad: Tensor, kernel_size: int | Pair, stride: int = 1,
                 padding: int = 0) -> Tensor:
     """The gradient of sum(conv(a, w) * out_grad) in w: a (N, H, W, C_in), out_grad
@@ -295,7 +301,8 @@ class Im2Col(TensorOp):
     """f(a) = the (N, H_out, W_out, K, K, C) windows of a (N, H, W, C) padded with ``fill``,
     ``stride`` apart (a strided view: no copy without padding); f' = col2im.
 
-    A primitive for speed: pooling reduces over this view instead of K² slices."""
+    A primitive for speed: pooling reduces over this view instead of stacking K² slices
+    (``convolution.windows``)."""
 
     def __init__(self, kernel: Pair, stride: int, padding: int, fill: float = 0.0):
         self.kernel = kernel
@@ -314,7 +321,7 @@ class Im2Col(TensorOp):
 def im2col(a: Tensor, kernel_size: int, stride: int = 1, padding: int = 0,
            fill: float = 0.0) -> Tensor:
     """Every K×K window of a (N, H, W, C), padded with ``fill``: (N, H_out, W_out, K, K, C)."""
-    _check_window(a, kernel_size, stride, padding, "im2col")
+    check_window(a, kernel_size, stride, padding, "im2col")
     return Im2Col((kernel_size, kernel_size), stride, padding, fill)(a)
 
 
@@ -340,84 +347,28 @@ def col2im(cols: Tensor, shape: tuple[int, ...], stride: int = 1, padding: int =
     return Col2Im(shape, stride, padding)(cols)
 
 
+@replaces(convolution.max_pool2d)
 def max_pool2d(a: Tensor, kernel_size: int, stride: int | None = None,
                padding: int = 0) -> Tensor:
     """The max of each K×K window of a (N, H, W, C), ``stride`` (default K) apart, with
     -inf padding; the gradient is shared evenly among tied maxima. Non-overlapping windows
-    (stride K, no padding) run as the ``MaxPool`` primitive (``ops/pool.py``)."""
+    (stride K, no padding) run as the ``MaxPool`` primitive (``fused/pool.py``)."""
     stride = kernel_size if stride is None else stride
-    _check_pool(a, kernel_size, stride, padding, "max_pool2d")
+    check_pool(a, kernel_size, stride, padding, "max_pool2d")
     if stride == kernel_size and padding == 0:
         return MaxPool(kernel_size)(a)
     windows = Im2Col((kernel_size, kernel_size), stride, padding, float("-inf"))(a)
-    return reduce_max(windows, (3, 4))
+    return amax(windows, (3, 4))
 
 
+@replaces(convolution.avg_pool2d)
 def avg_pool2d(a: Tensor, kernel_size: int, stride: int | None = None,
                padding: int = 0) -> Tensor:
     """The mean of each K×K window of a (N, H, W, C), ``stride`` (default K) apart; zero
     padding counts in the mean (PyTorch's count_include_pad=True)."""
     stride = kernel_size if stride is None else stride
-    _check_pool(a, kernel_size, stride, padding, "avg_pool2d")
+    check_pool(a, kernel_size, stride, padding, "avg_pool2d")
     windows = Im2Col((kernel_size, kernel_size), stride, padding)(a)
     return summation(windows, (3, 4)) / (kernel_size * kernel_size)
 
 
-# ---------------------------------------------------------------------- argument checks
-def _check_hyper(stride: int, padding: int, name: str) -> None:
-    if not isinstance(stride, int) or stride < 1:
-        raise ValueError(f"{name}: stride must be a positive int, got {stride!r}")
-    if not isinstance(padding, int) or padding < 0:
-        raise ValueError(f"{name}: padding must be a non-negative int, got {padding!r}")
-
-
-def _check_window(a: Tensor, kernel: int | Pair, stride: int, padding: int, name: str) -> None:
-    """a is N×H×W×C and a K_h×K_w window fits in it once padded."""
-    _check_hyper(stride, padding, name)
-    if a.ndim != 4:
-        raise ValueError(f"{name} expects a 4-D input (N, H, W, C), got shape {a.shape}")
-    k_h, k_w = (kernel, kernel) if isinstance(kernel, int) else kernel
-    if k_h < 1 or k_w < 1:
-        raise ValueError(f"{name}: kernel size must be positive, got {k_h}x{k_w}")
-    padded = (a.shape[1] + 2 * padding, a.shape[2] + 2 * padding)
-    if k_h > padded[0] or k_w > padded[1]:
-        raise ValueError(f"{name}: kernel {k_h}x{k_w} is larger than the padded input "
-                         f"{padded[0]}x{padded[1]} (input {a.shape[1]}x{a.shape[2]}, "
-                         f"padding {padding})")
-
-
-def _check_conv(a: Tensor, b: Tensor, stride: int, padding: int) -> None:
-    if b.ndim != 4:
-        raise ValueError(f"conv expects a 4-D weight (K, K, C_in, C_out), got shape {b.shape}")
-    _check_window(a, (b.shape[0], b.shape[1]), stride, padding, "conv")
-    if a.shape[3] != b.shape[2]:
-        raise ValueError(f"conv: the input has {a.shape[3]} channels (shape {a.shape}) but "
-                         f"the weight expects C_in={b.shape[2]} (shape {b.shape})")
-
-
-def _check_conv_transpose(a: Tensor, b: Tensor, stride: int, padding: int,
-                          output_padding: tuple[int, ...]) -> None:
-    _check_hyper(stride, padding, "conv_transpose")
-    if a.ndim != 4 or b.ndim != 4:
-        raise ValueError(f"conv_transpose expects a 4-D input (N, H, W, C) and weight "
-                         f"(K, K, C_in, C_out), got shapes {a.shape} and {b.shape}")
-    if a.shape[3] != b.shape[3]:
-        raise ValueError(f"conv_transpose: the input has {a.shape[3]} channels (shape "
-                         f"{a.shape}) but the weight expects C_out={b.shape[3]} "
-                         f"(shape {b.shape})")
-    if len(output_padding) != 2 or not all(0 <= e < max(stride, 1) for e in output_padding):
-        raise ValueError(f"conv_transpose: output_padding must be in [0, stride={stride}), "
-                         f"got {output_padding}")
-    for axis in (1, 2):
-        size = (a.shape[axis] - 1) * stride - 2 * padding + b.shape[axis - 1] \
-            + output_padding[axis - 1]
-        if size < 1:
-            raise ValueError(f"conv_transpose: input {a.shape} with kernel {b.shape[:2]}, "
-                             f"stride {stride} and padding {padding} gives an empty output")
-
-
-def _check_pool(a: Tensor, kernel_size: int, stride: int, padding: int, name: str) -> None:
-    _check_window(a, kernel_size, stride, padding, name)
-    if padding > kernel_size // 2:
-        raise ValueError(f"{name}: padding ({padding}) must be at most half the kernel size "
-                         f"({kernel_size})")

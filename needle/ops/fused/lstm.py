@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
-from ..backend_ndarray.ndarray import _wrap
-from .tuple import tuple_get_item
+from ...autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
+from ...backend_ndarray.ndarray import _wrap
+from ..tuple import tuple_get_item
 
 
 def _sigmoid_(xp: Any, a: Any) -> None:
@@ -38,15 +38,12 @@ class LSTMSequence(TensorOp):
     """f(x_gates, W_hh, h0, c0) = [h_t, c_t] for t = 1..T, (T, B, 2H): the LSTM recurrence
     above; df by backpropagation through time (``LSTMSequenceGrad``).
 
-    Single use: the gate activations it keeps for the backward pass belong to one call."""
+    Saves the gate activations (T, B, 4H) and tanh(c_t) (T, B, H) on the output node."""
 
-    def __init__(self) -> None:
-        self.saved: tuple[Any, Any] | None = None  # activations (T, B, 4H), tanh(c_t) (T, B, H)
+    saves = True
 
-    def compute(self, x_gates: NDArray, w_hh: NDArray, h0: NDArray, c0: NDArray) -> NDArray:
-        if self.saved is not None:
-            raise RuntimeError("LSTMSequence keeps one call's activations for its gradient: "
-                               "create a new instance (lstm_sequence()) for every call")
+    def compute(self, x_gates: NDArray, w_hh: NDArray, h0: NDArray,
+                c0: NDArray) -> tuple[NDArray, tuple[Any, Any]]:
         xp = x_gates.device.module()
         steps, batch, four_h = x_gates.shape
         hidden = four_h // 4
@@ -67,12 +64,10 @@ class LSTMSequence(TensorOp):
             xp.tanh(c_t, out=tanh_c[t])
             xp.multiply(o, tanh_c[t], out=h_t)
             h, c = h_t, c_t
-        self.saved = (acts, tanh_c)
-        return _wrap(out, x_gates.device)
+        return _wrap(out, x_gates.device), (acts, tanh_c)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, ...]:
-        assert self.saved is not None
-        grads = LSTMSequenceGrad(self.saved)(out_grad, node, *node.inputs[1:])
+        grads = LSTMSequenceGrad(node.saved)(out_grad, node, *node.inputs[1:])
         return tuple(tuple_get_item(grads, k) for k in range(4))
 
 

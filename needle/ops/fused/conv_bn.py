@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..autograd import NDArray, Op, Tensor, TensorOp
-from ..backend_ndarray import fused
+from ...autograd import NDArray, Op, Tensor, TensorOp
+from ...backend_ndarray import fused
 from .conv import Conv, useful_kernel
 from .normalization import NormalizeAffineGrad
 
@@ -26,15 +26,18 @@ AXES = (0, 1, 2)  # the statistics run over N, H and W of NHWC images
 
 
 class Recorded(TensorOp):
-    """``op``'s node for a value it already computed: compute returns ``value``, gradient is
-    ``op``'s. Makes an intermediate result of a fused forward a node of the graph."""
+    """``op``'s node for a value it already computed (and what it saved): compute returns
+    them, gradient is ``op``'s. Makes an intermediate result of a fused forward a node."""
 
-    def __init__(self, op: Op, value: NDArray):
+    saves = True
+
+    def __init__(self, op: Op, value: NDArray, saved: Any):
         self.op = op
         self.value = value
+        self.saved = saved
 
-    def compute(self, *args: NDArray) -> NDArray:
-        return self.value
+    def compute(self, *args: NDArray) -> tuple[NDArray, Any]:
+        return self.value, self.saved
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Any:
         return self.op.gradient(out_grad, node)
@@ -44,41 +47,37 @@ class ConvBatchNorm(TensorOp):
     """f(x, w, b, gamma, beta) = relu?(normalize(conv(x, w) + b) gamma + beta) with batch
     statistics (training mode); df composed of NormalizeAffineGrad and conv's gradient ops.
 
-    After compute the op holds the batch ``mean`` and ``var`` (C,) that
-    ``conv_batch_norm`` returns for the running statistics. Single use: one per call."""
+    Saves on the output node the conv's own saved values, its output y, h, 1/std and the
+    batch ``mean`` and ``var`` (C,) that ``conv_batch_norm`` returns."""
+
+    saves = True
 
     def __init__(self, stride: int, padding: int, eps: float, relu: bool):
         self.conv = Conv(stride, padding)
         self.eps = eps
         self.relu = relu
-        self.saved: tuple[NDArray, NDArray, NDArray] | None = None  # conv out, h, 1/std
 
     def compute(self, x: NDArray, w: NDArray, b: NDArray, gamma: NDArray,
-                beta: NDArray) -> NDArray:
-        if self.saved is not None:
-            raise RuntimeError("ConvBatchNorm keeps one call's values for its gradient: "
-                               "create a new instance (conv_batch_norm()) for every call")
-        y = self.conv.compute(x, w)
+                beta: NDArray) -> tuple[NDArray, tuple[Any, ...]]:
+        y, conv_saved = self.conv.compute(x, w)
         h, mean, var, inv_std = fused.normalize(y, AXES, self.eps)
         out = fused.affine(h, gamma, beta, 3)
         if self.relu:
             xp = out.device.module()
             xp.maximum(out._array, 0, out=out._array)
-        self.saved = (y, h, inv_std)
         channels = w.shape[3]
-        self.mean = mean.reshape((channels,)) + b
-        self.var = var.reshape((channels,))
-        return out
+        return out, (conv_saved, y, h, inv_std, mean.reshape((channels,)) + b,
+                     var.reshape((channels,)))
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
-        assert self.saved is not None
         x, w, b, gamma, _ = node.inputs
-        y_value, h, inv_std = self.saved
+        conv_saved, y_value, h, inv_std = node.saved[:4]
         if self.relu:
             out_grad = out_grad * Tensor.make_const((node.cached_data > 0).astype(node.dtype))
-        y = Recorded(self.conv, y_value)(x, w)  # read by the gradient's own gradient only
-        grads = NormalizeAffineGrad(AXES, self.eps, h, inv_std, 3)(out_grad, y, gamma)
-        grad_x, grad_w = self.conv.input_gradients(grads[0], x, w)
+        y = Recorded(self.conv, y_value, conv_saved)(x, w)  # read by 2nd derivatives only
+        grads = NormalizeAffineGrad(AXES, self.eps, 3)(
+            out_grad, y, gamma, Tensor.make_const(h), Tensor.make_const(inv_std))
+        grad_x, grad_w = self.conv.input_gradients(grads[0], x, w, conv_saved)
         zero_bias = Tensor.make_const(b.cached_data * 0)
         return grad_x, grad_w, zero_bias, grads[1], grads[2]
 
@@ -89,6 +88,5 @@ def conv_batch_norm(x: Tensor, w: Tensor, b: Tensor, gamma: Tensor, beta: Tensor
     """relu?(batchnorm(conv(x, w) + b)) of x (N, H, W, C_in) in training mode:
     (output (N, H_out, W_out, C_out), the batch mean (C,), the batch variance (C,))."""
     w, padding = useful_kernel(x, w, stride, padding)
-    op = ConvBatchNorm(stride, padding, eps, relu)
-    out = op(x, w, b, gamma, beta)
-    return out, op.mean, op.var
+    out = ConvBatchNorm(stride, padding, eps, relu)(x, w, b, gamma, beta)
+    return out, out.saved[4], out.saved[5]

@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend_ndarray import NDArray
-from ..backend_ndarray.ndarray import _wrap
+from ...backend_ndarray import NDArray
+from ...backend_ndarray.ndarray import _wrap
 
 TILE, OUT = 6, 4  # input tile (m + r - 1) and output tile (m) of F(4, 3)
 

@@ -1,0 +1,13 @@
+"""Speed primitives: ops that compute a composition of ``ops/`` in one node (and usually
+one kernel). Each class docstring names the composition it replaces and why; each public
+function is marked ``@replaces(composition)``, so reference mode runs the composition,
+and ``tests/ops/test_fused.py`` checks that both agree in value and in first and second
+derivatives.
+
+- ``activation``: Sigmoid (+ SigmoidGrad), tanh's adjoint TanhGrad (recurrent cells)
+- ``softmax``: Softmax (attention)
+- ``linear``: Linear, x W + b (every Linear layer)
+- ``cross_entropy``: SoftmaxCrossEntropy (+ Grad) (every classifier's loss)
+- ``normalization``: Normalize (+ NormalizeGrad, NormalizeAffineGrad) (BatchNorm, LayerNorm)
+- ``conv``: Conv, ConvTranspose, ConvWeight, Im2Col, Col2Im (convolution and pooling)
+"""

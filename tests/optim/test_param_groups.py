@@ -1,0 +1,228 @@
+"""Parameter groups, betas=, zero_grad(set_to_none=), nn.utils.clip_grad_norm_ against
+torch.optim; the fast (flat) and readable (per-parameter) rules agree; two optimisers over
+one model do not interfere."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import needle as ndl
+from needle import optim
+
+rng = np.random.default_rng(1)
+SHAPES = [(3, 4), (4,), (2, 2), (5,)]
+WEIGHTS = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
+GRADS = [[rng.standard_normal(s).astype(np.float32) for s in SHAPES] for _ in range(8)]
+
+
+def _run(make, make_torch, steps=8):
+    """Both optimisers (given the parameter lists) on the same gradients: final values."""
+    params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
+    tparams = [torch.nn.Parameter(torch.tensor(w.copy())) for w in WEIGHTS]
+    opt, topt = make(params), make_torch(tparams)
+    for k in range(steps):
+        for p, t, g in zip(params, tparams, GRADS[k]):
+            p.grad, t.grad = ndl.Tensor(g), torch.tensor(g)
+        opt.step()
+        topt.step()
+    return params, tparams, opt
+
+
+GROUP_CASES = {
+    "sgd": (lambda p: optim.SGD([{"params": p[:2]}, {"params": p[2:], "lr": 0.3,
+                                                      "weight_decay": 0.1}], lr=0.1),
+            lambda p: torch.optim.SGD([{"params": p[:2]}, {"params": p[2:], "lr": 0.3,
+                                                            "weight_decay": 0.1}], lr=0.1)),
+    "sgd momentum": (
+        lambda p: optim.SGD([{"params": p[:1], "momentum": 0.5}, {"params": p[1:]}], lr=0.1,
+                            momentum=0.9),
+        lambda p: torch.optim.SGD([{"params": p[:1], "momentum": 0.5, "lr": 0.1 * 0.5},
+                                   {"params": p[1:]}], lr=0.1 * 0.1, momentum=0.9)),
+    "adam betas": (
+        lambda p: optim.Adam([{"params": p[:3], "betas": (0.5, 0.9)}, {"params": p[3:]}],
+                             lr=0.01, betas=(0.8, 0.99)),
+        lambda p: torch.optim.Adam([{"params": p[:3], "betas": (0.5, 0.9)},
+                                    {"params": p[3:]}], lr=0.01, betas=(0.8, 0.99))),
+    "adamw": (lambda p: optim.AdamW([{"params": p[:2], "weight_decay": 0.0},
+                                     {"params": p[2:]}], lr=0.01, weight_decay=0.1),
+              lambda p: torch.optim.AdamW([{"params": p[:2], "weight_decay": 0.0},
+                                           {"params": p[2:]}], lr=0.01, weight_decay=0.1)),
+    "rmsprop": (lambda p: optim.RMSprop([{"params": p[:2], "centered": True},
+                                         {"params": p[2:], "momentum": 0.5}], lr=0.01),
+                lambda p: torch.optim.RMSprop([{"params": p[:2], "centered": True},
+                                               {"params": p[2:], "momentum": 0.5}], lr=0.01)),
+    "adagrad": (lambda p: optim.Adagrad([{"params": p[:2], "lr": 0.05}, {"params": p[2:]}],
+                                        lr=0.1, initial_accumulator_value=0.1),
+                lambda p: torch.optim.Adagrad([{"params": p[:2], "lr": 0.05},
+                                               {"params": p[2:]}], lr=0.1,
+                                              initial_accumulator_value=0.1)),
+}
+
+
+@pytest.mark.parametrize("reference", [False, True], ids=["fast", "reference"])
+@pytest.mark.parametrize("name", sorted(GROUP_CASES))
+def test_param_groups_match_torch(name, reference):
+    with ndl.reference_mode(reference):
+        params, tparams, opt = _run(*GROUP_CASES[name])
+    for i, (p, t) in enumerate(zip(params, tparams)):
+        np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=f"{name}: parameter {i}")
+    assert len(opt.param_groups) == 2 and all("params" in g for g in opt.param_groups)
+
+
+def test_add_param_group_and_per_group_lr_match_torch():
+    params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
+    tparams = [torch.nn.Parameter(torch.tensor(w.copy())) for w in WEIGHTS]
+    opt = optim.Adam(params[:2], lr=0.01)
+    topt = torch.optim.Adam(tparams[:2], lr=0.01)
+    for k in range(6):
+        if k == 2:
+            opt.add_param_group({"params": params[2:], "lr": 0.05})
+            topt.add_param_group({"params": tparams[2:], "lr": 0.05})
+        for p, t, g in zip(params, tparams, GRADS[k]):
+            p.grad, t.grad = ndl.Tensor(g), torch.tensor(g)
+        opt.step()
+        topt.step()
+    # needle counts step() calls (t = 6) for the late group too, torch per parameter (4):
+    # compare the first group, which both count alike, and the late group's lr only
+    for p, t in zip(params[:2], tparams[:2]):
+        np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-5, atol=1e-6)
+    assert [g["lr"] for g in opt.param_groups] == [0.01, 0.05]
+
+
+def test_setting_lr_sets_every_group():
+    params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
+    opt = optim.SGD([{"params": params[:2]}, {"params": params[2:], "lr": 1.0}], lr=0.1)
+    assert opt.lr == 0.1
+    opt.lr = 0.5
+    assert [g["lr"] for g in opt.param_groups] == [0.5, 0.5]
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"params": [], "lr": 0.1}, "non-empty list of Tensors"),
+    ({"params": [np.ones(2)]}, "non-empty list of Tensors"),
+    ({"params": "P0", "lr": -1.0}, "lr must be >= 0, got -1.0"),
+    ({"params": "P0", "momentum": 1.5}, r"momentum must be in \[0, 1\)"),
+    ({"params": "P0", "betas": (0.9, 0.99)}, r"unknown hyper-parameters \['betas'\]"),
+    ({"params": "SHARED"}, "the same parameter more than once"),
+])
+def test_bad_param_groups_are_clear_errors(bad, match):
+    shared = ndl.nn.Parameter(np.ones(2, np.float32))
+    opt = optim.SGD([shared], lr=0.1)
+    group = dict(bad)
+    if group["params"] == "P0":
+        group["params"] = [ndl.nn.Parameter(np.ones(2, np.float32))]
+    elif group["params"] == "SHARED":
+        group["params"] = [shared]
+    with pytest.raises((ValueError, TypeError), match=match):
+        opt.add_param_group(group)
+
+
+def test_betas_and_beta1_beta2_are_the_same_setting():
+    a = _run(lambda p: optim.Adam(p, lr=0.01, betas=(0.7, 0.95)),
+             lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.7, 0.95)))
+    b = _run(lambda p: optim.Adam(p, lr=0.01, beta1=0.7, beta2=0.95),
+             lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.7, 0.95)))
+    for p, q, t in zip(a[0], b[0], a[1]):
+        np.testing.assert_array_equal(p.numpy(), q.numpy())
+        np.testing.assert_allclose(p.numpy(), t.detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="betas must be a pair"):
+        optim.Adam(a[0], betas=(0.9,))
+
+
+def test_zero_grad_set_to_none_or_zeros_as_torch():
+    params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
+    tparams = [torch.nn.Parameter(torch.tensor(w.copy())) for w in WEIGHTS]
+    opt, topt = optim.SGD(params, lr=0.1), torch.optim.SGD(tparams, lr=0.1)
+    for p, t, g in zip(params, tparams, GRADS[0]):
+        p.grad, t.grad = ndl.Tensor(g), torch.tensor(g)
+    opt.zero_grad(set_to_none=False)
+    topt.zero_grad(set_to_none=False)
+    for p, t in zip(params, tparams):
+        np.testing.assert_array_equal(p.grad.numpy(), t.grad.numpy())
+        assert p.grad.shape == p.shape and p.grad.dtype == p.dtype
+    opt.zero_grad()
+    topt.zero_grad()
+    assert all(p.grad is None for p in params) and all(t.grad is None for t in tparams)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
+@pytest.mark.parametrize("max_norm", [0.1, 100.0])
+def test_nn_utils_clip_grad_norm_matches_torch(norm_type, max_norm):
+    params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
+    tparams = [torch.nn.Parameter(torch.tensor(w.copy())) for w in WEIGHTS]
+    for p, t, g in zip(params[:3], tparams[:3], GRADS[1]):  # the last one has no gradient
+        p.grad, t.grad = ndl.Tensor(g * 2), torch.tensor(g * 2)
+    norm = ndl.nn.utils.clip_grad_norm_(params, max_norm, norm_type=norm_type)
+    tnorm = torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type=norm_type)
+    assert math.isclose(norm, float(tnorm), rel_tol=1e-5)
+    for p, t in zip(params[:3], tparams[:3]):
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-7)
+    assert params[3].grad is None
+
+
+@pytest.mark.parametrize("max_norm", [-1.0, float("nan"), "1"])
+def test_clip_grad_norm_rejects_a_bad_max_norm(max_norm):
+    p = ndl.nn.Parameter(np.ones(2, np.float32))
+    p.grad = ndl.Tensor(np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="max_norm must be a number >= 0"):
+        ndl.nn.utils.clip_grad_norm_([p], max_norm)
+
+
+ALL = {
+    "sgd": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True),
+    "adam": lambda p: optim.Adam(p, lr=0.01, weight_decay=0.01),
+    "adamw": lambda p: optim.AdamW(p, lr=0.01),
+    "rmsprop": lambda p: optim.RMSprop(p, lr=0.01, centered=True, momentum=0.3),
+    "adagrad": lambda p: optim.Adagrad(p, lr=0.1, lr_decay=0.01,
+                                       initial_accumulator_value=0.2),
+}
+
+
+def _trajectory(make, switch_at=None, skip=False):
+    """Final values after 8 steps; reference mode from ``switch_at`` on; with ``skip`` the
+    second parameter has no gradient at odd steps."""
+    params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
+    opt = make(params)
+    for k in range(8):
+        for i, (p, g) in enumerate(zip(params, GRADS[k])):
+            p.grad = None if skip and i == 1 and k % 2 else ndl.Tensor(g)
+        with ndl.reference_mode(switch_at is not None and k >= switch_at):
+            opt.step()
+    return [p.numpy() for p in params], opt
+
+
+@pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_fast_and_reference_rules_agree(name, skip):
+    """The flat rule, the per-parameter rule and a switch between them mid-training."""
+    fast, _ = _trajectory(ALL[name], skip=skip)
+    reference, _ = _trajectory(ALL[name], switch_at=0, skip=skip)
+    switched, opt = _trajectory(ALL[name], switch_at=4, skip=skip)
+    for f, r, s in zip(fast, reference, switched):
+        np.testing.assert_allclose(r, f, rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(s, f, rtol=1e-5, atol=1e-6, err_msg=name)
+    with ndl.reference_mode(False):  # and back to the fast rule after the switch
+        opt.step()
+
+
+@ndl.reference_mode(False)
+def test_two_optimisers_over_one_model_do_not_interfere():
+    """Each updates the parameters where they lie (their storage never moves), so the
+    second sees the first's update and neither undoes the other's."""
+    model = ndl.nn.Linear(3, 2)
+    storage = [p.cached_data for p in model.parameters()]
+    first = optim.SGD(model.parameters(), lr=0.1)
+    second = optim.SGD(model.parameters(), lr=0.01)
+    expected = [p.numpy().copy() for p in model.parameters()]
+    for k in range(3):
+        model(ndl.Tensor(np.ones((4, 3), np.float32))).sum().backward()
+        grads = [p.grad.numpy() for p in model.parameters()]
+        (first if k % 2 == 0 else second).step()
+        lr = 0.1 if k % 2 == 0 else 0.01
+        expected = [w - lr * g for w, g in zip(expected, grads)]
+    for p, w, array in zip(model.parameters(), expected, storage):
+        np.testing.assert_allclose(p.numpy(), w, rtol=1e-6, atol=1e-7)
+        assert p.cached_data is array  # updated in place
