@@ -30,11 +30,11 @@ demo: $(VENV)/.demo
 test: $(VENV)/.test
 	$(PY) -m mypy
 	$(PY) -m pytest -n 2 needle tests
-	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
+	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS)
 
 test-reference: $(VENV)/.test
-	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
+	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
 
 test-fast: $(VENV)/.test
 	$(PY) -m pytest -n 2 -m "not slow" needle tests

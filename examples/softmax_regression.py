@@ -3,6 +3,9 @@
     python examples/softmax_regression.py --data digits   # scikit-learn's bundled 8x8 digits
     python examples/softmax_regression.py --data mnist    # $NEEDLE_DATA/mnist, 8,000/2,000 split
 
+MNIST is found as ``python -m needle`` finds it: ``$NEEDLE_DATA``, else ``../shared/data``
+beside the project, from any working directory.
+
 The model is one weight matrix W (features, 10); the loss is the mean softmax cross-entropy;
 each step is ``W -= lr * dLoss/dW`` with the gradient from ``loss.backward()``.
 """
@@ -28,7 +31,7 @@ def load(data: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         X, y = X[order], y[order]
         split = 1437
     else:
-        folder = os.path.join(os.environ.get("NEEDLE_DATA", "../shared/data"), "mnist")
+        folder = os.path.join(ndl.data.data_root(), "mnist")  # as the command line finds it
         X, y = ndl.data.parse_mnist(os.path.join(folder, "t10k-images-idx3-ubyte.gz"),
                                     os.path.join(folder, "t10k-labels-idx1-ubyte.gz"))
         X = X.reshape(len(X), -1)

@@ -8,6 +8,7 @@ walks it once in reverse topological order, sums the partial adjoints of each no
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import operator
 from typing import Any, Iterable, Sequence
@@ -15,11 +16,19 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from . import backend_ndarray as nd
-from .backend_ndarray import Axes, Device, NDArray, Shape
-from . import grad_mode, tensor_methods
+from .backend_ndarray import Device, NDArray
+from . import grad_mode, op_checks, tensor_methods
 from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad
 from .reference import is_reference_mode
-from .tensor_methods import TensorMethods
+from .op_checks import _compute_result, _input_arrays, check_adjoints
+from .tensor_methods import TensorMethods, _to_ndarray
+
+
+# ---------------------------------------------------------------------------- tracing
+#: The active ``needle.tracing.Tracer`` (anomaly detection, the profiler), or None. When
+#: None, tracing costs one ``is None`` test per op and per backward step, nothing else.
+_tracer: Any = None
+_NOT_TRACED = contextlib.nullcontext()
 
 
 # ---------------------------------------------------------------------------- ops
@@ -49,10 +58,10 @@ class Op:
 
     def gradient_as_tuple(self, out_grad: Any, node: Any) -> tuple[Any, ...]:
         """``gradient`` as a tuple of plain Values (deferred adjoints computed), as the
-        needle course's gradient checks expect."""
+        needle course's gradient checks expect; each checked against its input."""
         grads = as_tuple(self.gradient(out_grad, node))
-        return tuple(g.value(x) if isinstance(g, DeferredAdjoint) else g
-                     for g, x in zip(grads, node.inputs))
+        return check_adjoints(self, tuple(g.value(x) if isinstance(g, DeferredAdjoint) else g
+                                          for g, x in zip(grads, node.inputs)), node.inputs)
 
 
 def as_tuple(grads: Any) -> tuple[Any, ...]:
@@ -90,6 +99,10 @@ FREED = _FreedGraph()
 
 
 # ---------------------------------------------------------------------------- values
+#: The number of live Values (Tensors and TensorTuples): course code checks it for leaks.
+TENSOR_COUNTER = 0
+
+
 class Value:
     """A node of the graph: its value, and the op and inputs that produced it."""
 
@@ -102,6 +115,10 @@ class Value:
     requires_grad: bool
     grad: Any
 
+    def __del__(self) -> None:
+        global TENSOR_COUNTER
+        TENSOR_COUNTER -= 1
+
     def realize_cached_data(self) -> Any:
         return self.cached_data
 
@@ -110,6 +127,8 @@ class Value:
 
     def _init(self, op: Op | None, inputs: tuple[Value, ...], cached_data: Any,
               requires_grad: bool) -> None:
+        global TENSOR_COUNTER
+        TENSOR_COUNTER += 1
         self.op = op
         self.inputs = inputs
         self.cached_data = cached_data
@@ -120,11 +139,22 @@ class Value:
     @classmethod
     def make_from_op(cls, op: Op, inputs: Sequence[Value]) -> Any:
         """Compute ``op`` on ``inputs`` now; record the edge when a gradient may flow."""
+        global TENSOR_COUNTER
+        try:
+            arrays = [x.cached_data for x in inputs]
+        except AttributeError:
+            arrays = _input_arrays(op, inputs)
         value = object.__new__(cls)
-        value.cached_data = op.compute(*[x.cached_data for x in inputs])
+        TENSOR_COUNTER += 1
         value.saved = value.grad = None
-        if op.saves:
-            value.cached_data, value.saved = value.cached_data
+        if _tracer is None:
+            data = op.compute(*arrays)
+            if op.saves:
+                data, value.saved = data
+        else:
+            _tracer.forward(op, inputs, value)  # computes value.cached_data, and observes
+            data = value.cached_data
+        value.cached_data = data if type(data) is NDArray else _compute_result(op, data, inputs)
         if grad_mode.enabled and op.differentiable:
             for x in inputs:
                 if x.requires_grad:
@@ -177,8 +207,8 @@ class Tensor(TensorMethods, Value):
 
     ``Tensor(array, device=None, dtype=None, requires_grad=True)`` takes a list, number,
     numpy array (both copied), NDArray or Tensor (shared when device and dtype match).
-    Python numbers and float64 arrays become float32; integer and boolean numpy arrays keep
-    their dtype and never require a gradient.
+    Python numbers and lists become float32; a numpy array keeps its dtype (float64 stays
+    float64, as with ``torch.tensor``); integer and boolean tensors never require a gradient.
     """
 
     __slots__ = ()
@@ -194,45 +224,21 @@ class Tensor(TensorMethods, Value):
         floating = np.issubdtype(data.dtype, np.floating)
         self._init(None, (), data, bool(requires_grad) and floating)
 
-    @property
-    def data(self) -> Tensor:
-        """A detached Tensor sharing this one's values."""
-        return self.detach()
-
-    @data.setter
-    def data(self, value: Tensor | NDArray | Any) -> None:
-        """Replace the values without recording anything (optimiser updates)."""
-        new = value.cached_data if isinstance(value, Tensor) else _to_ndarray(value, self.device,
-                                                                              self.dtype)
-        if new.shape != self.shape:
-            raise ValueError(f"cannot assign data of shape {new.shape} to a tensor of "
-                             f"shape {self.shape}")
-        self.cached_data = new
-
-    def detach(self) -> Tensor:
-        """A new leaf sharing this Tensor's values, cut off from the graph."""
-        return Tensor.make_const(self.cached_data)
-
-    def to(self, device: Device) -> Tensor:
-        """This Tensor's values on ``device`` (a new leaf unless already there)."""
-        if device is self.device:
-            return self
-        return Tensor.make_const(self.cached_data.to(device), self.requires_grad)
-
     # ------------------------------------------------------------------ autograd
     def backward(self, out_grad: Tensor | None = None, *, retain_graph: bool | None = None,
-                 create_graph: bool = False) -> None:
+                 create_graph: bool = False, accumulate: bool = False) -> None:
         """Set ``.grad`` on every tensor this one depends on (fresh values, not summed into
-        earlier ones). ``out_grad`` defaults to ones for a one-element tensor. The graph is
+        earlier ones). ``out_grad`` defaults to ones of this tensor's shape. The graph is
         freed afterwards unless ``retain_graph`` (default: ``create_graph``); with
-        ``create_graph`` the gradients themselves are recorded, for higher derivatives."""
+        ``create_graph`` the gradients themselves are recorded, for higher derivatives.
+        With ``accumulate=True`` the leaves' new gradients are added to the ``.grad`` they
+        already hold (PyTorch's behaviour, for gradient accumulation over micro-batches)."""
+        if accumulate:
+            return self._backward_accumulating(out_grad, retain_graph, create_graph)
         if not self.requires_grad:
             raise RuntimeError("backward() on a tensor that does not require grad: no input "
                                "had requires_grad=True, or it was computed under no_grad()")
-        if out_grad is None:
-            if self.size != 1:
-                raise RuntimeError(f"backward() without out_grad needs a one-element tensor, "
-                                   f"got shape {self.shape}; pass out_grad of that shape")
+        if out_grad is None:  # the contract: ones of the output's shape, for any shape
             out_grad = Tensor.make_const(nd.full(self.shape, 1, self.dtype, self.device))
         elif out_grad.shape != self.shape:
             raise ValueError(f"out_grad has shape {out_grad.shape}, expected the output's "
@@ -240,25 +246,6 @@ class Tensor(TensorMethods, Value):
         keep = create_graph if retain_graph is None else retain_graph
         compute_gradient_of_variables(self, out_grad, retain_graph=keep,
                                       create_graph=create_graph)
-
-
-def _to_ndarray(array: Any, device: Device | None, dtype: Any) -> NDArray:
-    """``array`` as an NDArray on ``device``: NDArrays and Tensors are shared when device and
-    dtype already match, anything else is copied. Without a dtype, Python numbers and
-    float64 arrays become float32; other numpy dtypes are kept."""
-    if isinstance(array, Tensor):
-        array = array.cached_data
-    if isinstance(array, NDArray):
-        if device in (None, array.device) and dtype in (None, array.dtype):
-            return array
-        return NDArray(array, device=device or array.device, dtype=dtype or array.dtype)
-    if dtype is None:
-        host = np.asarray(array)
-        from_python = not isinstance(array, np.ndarray)
-        if host.dtype == np.float64 or (from_python and host.dtype.kind in "iu"):
-            dtype = "float32"
-        array = host
-    return NDArray(array, device=device, dtype=dtype)
 
 
 # ---------------------------------------------------------------------------- backward
@@ -315,7 +302,7 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
     """Set ``.grad`` on every node reaching ``output_tensor``, summing all contributions."""
     reverse_topo_order = list(reversed(find_topo_sort([output_tensor])))
     node_to_output_grads: dict[Value, list[Any]] = {output_tensor: [out_grad]}
-    with _grad_mode(create_graph):
+    with _grad_mode(create_graph), _NOT_TRACED if _tracer is None else _tracer.backward_pass():
         for node in reverse_topo_order:
             partial_adjoints = node_to_output_grads.pop(node, None)
             if partial_adjoints is None:  # no path from this node to the output
@@ -323,7 +310,11 @@ def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
             node.grad = sum_node_list(partial_adjoints, node)
             if node.op is None:
                 continue
-            for x, grad in zip(node.inputs, as_tuple(node.op.gradient(node.grad, node))):
+            grads = check_adjoints(node.op, as_tuple(node.op.gradient(node.grad, node)),
+                                   node.inputs)
+            if _tracer is not None:
+                _tracer.adjoints(node, grads)
+            for x, grad in zip(node.inputs, grads):
                 if grad is not None and x.requires_grad:
                     node_to_output_grads.setdefault(x, []).append(grad)
     if not retain_graph:
@@ -340,3 +331,8 @@ def free_graph(nodes: Iterable[Value]) -> None:
 from . import ops  # noqa: E402  (ops are built on Tensor, defined above)
 
 tensor_methods.ops = ops  # what Tensor's operators and methods call
+# and what its in-place updates build on (tensor_methods cannot import this module)
+tensor_methods.Tensor, tensor_methods.Value = Tensor, Value  # type: ignore[misc]
+tensor_methods.find_topo_sort = find_topo_sort  # type: ignore[assignment]
+op_checks.Tensor, op_checks.Value = Tensor, Value  # type: ignore[misc]
+op_checks.DeferredAdjoint = DeferredAdjoint  # type: ignore[misc]

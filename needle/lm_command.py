@@ -17,7 +17,9 @@ from . import nn, optim
 from .data.text import Corpus, batchify
 from .generate import format_text, generate, load_language_model, write_config
 from .models import LanguageModel
-from .train_lm import fit_lm
+from .data.bptt import BPTTBatches
+from .learner import Learner
+from .train_lm import lm_callbacks, lm_loss
 
 # Each model's defaults (flags given on the command line still win); they reach the
 # quality targets of tests/test_train_lm.py on Penn Treebank. Weight decay matters for
@@ -42,15 +44,16 @@ PTB_FILES = ("ptb.valid.txt", "ptb.test.txt")
 def add_lm_options(parser: argparse.ArgumentParser) -> None:
     """The language models' own flags of ``python -m needle train``."""
     group = parser.add_argument_group("language models (lstm_lm, transformer_lm, ...)")
-    group.add_argument("--embedding-size", type=int, default=200)
-    group.add_argument("--num-layers", type=int, default=1)
+    group.add_argument("--embedding-size", type=int, default=200, help="word vector size")
+    group.add_argument("--num-layers", type=int, default=1, help="stacked recurrent layers")
     group.add_argument("--num-heads", type=int, default=4, help="Transformer only")
     group.add_argument("--dim-head", type=int, default=32, help="Transformer only")
     group.add_argument("--bptt", type=int, default=35, help="tokens per BPTT window")
     group.add_argument("--clip", type=float, default=0.25,
                        help="gradient-norm clipping (0: none)")
     group.add_argument("--max-lines", type=int, default=None,
-                       help="read only the first lines of each text file (quick runs)")
+                       help="read only the first lines of each text file (quick runs; "
+                            "None: all)")
 
 
 def load_ptb(folder: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -77,32 +80,28 @@ def lm_config(args: argparse.Namespace, vocab_size: int) -> dict[str, Any]:
 
 def build_language_model(vocab_size: int, args: argparse.Namespace) -> LanguageModel:
     if getattr(args, "dataset", "ptb") != "ptb":
-        raise SystemExit(f"--model {args.model} trains on --dataset ptb, not {args.dataset}")
+        raise ValueError(f"--model {args.model} trains on --dataset ptb, not {args.dataset}")
     return LanguageModel(**lm_config(args, vocab_size))
 
 
-def train_language_model(model: nn.Module, data: Any, args: argparse.Namespace,
-                         opt: optim.Optimizer, scheduler: Any,
-                         on_epoch: Callable[[dict[str, float]], None]) -> list[dict[str, float]]:
-    """``fit_lm`` on the corpus of ``data``: perplexity per epoch, a checkpoint after every
-    epoch (``--resume`` continues), and ``language_model.json`` for ``generate``."""
-    write_config(args.out, lm_config(args, data.num_classes), data.extra["dictionary"])
-    return fit_lm(model, batchify(data.train, args.batch_size), opt, args.epochs,
-                  test_batches=batchify(data.test, 10), bptt=args.bptt, clip=args.clip,
-                  scheduler=scheduler, checkpoint=os.path.join(args.out,
-                                                               "checkpoint.safetensors"),
-                  resume=args.resume, progress=args.progress, on_epoch=on_epoch)
+def language_model_learner(model: nn.Module, data: Any, args: argparse.Namespace,
+                           opt: optim.Optimizer) -> Learner:
+    """A Learner over the corpus of ``data`` in ``--bptt`` windows of ``--batch-size``
+    columns (tests in 10 columns), with ``lm_callbacks`` (``--clip``)."""
+    return Learner(model, BPTTBatches(batchify(data.train, args.batch_size), args.bptt),
+                   lm_loss, opt, test_loader=BPTTBatches(batchify(data.test, 10), args.bptt),
+                   callbacks=lm_callbacks(args.clip))
 
 
 def add_generate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True,
                         help="model.safetensors (or checkpoint.safetensors) of a language "
                              "model trained by `python -m needle train`")
-    parser.add_argument("--prompt", default="the")
+    parser.add_argument("--prompt", default="the", help="the words to continue")
     parser.add_argument("--length", type=int, default=30, help="words to generate")
     parser.add_argument("--temperature", type=float, default=1.0, help="0: greedy")
     parser.add_argument("--top-k", type=int, default=40, help="0: the whole vocabulary")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="numpy's global seed")
 
 
 def run_generate(args: argparse.Namespace) -> None:

@@ -26,6 +26,7 @@ so needle's ``SGD(lr, m)`` moves like PyTorch's ``SGD(lr * (1 - m), m)``.
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any, Iterable, Sequence
 
@@ -109,7 +110,9 @@ class Optimizer:
 
     state_names: tuple[str, ...] = ()
 
-    def __init__(self, params: Iterable[Parameter] | Iterable[Group], defaults: Group):
+    def __init__(self, params: Iterable[Parameter] | Iterable[Group],
+                 defaults: Group | None = None):
+        defaults = {"lr": 0.01} if defaults is None else defaults  # the course's Optimizer(params)
         _check_positive(lr=defaults["lr"])
         self.defaults = defaults
         self.param_groups: list[Group] = []
@@ -159,6 +162,22 @@ class Optimizer:
     def lr(self, value: float) -> None:
         for group in self.param_groups:
             group["lr"] = value
+
+    def __getattr__(self, name: str) -> Any:
+        """A hyper-parameter of the first group (``opt.momentum``, ``opt.beta1``), as the
+        course's optimisers keep them as attributes."""
+        groups = vars(self).get("param_groups")
+        if groups and name in vars(self).get("defaults", {}):
+            return groups[0][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Setting a hyper-parameter sets it in every group (schedulers cycle momentum so)."""
+        if name in vars(self).get("defaults", {}) and "param_groups" in vars(self):
+            for group in self.param_groups:
+                group[name] = value
+            return
+        super().__setattr__(name, value)
 
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
@@ -576,8 +595,9 @@ class LRScheduler:
         self.last_epoch += 1
         self.optimizer.lr = self.lr_at(self.last_epoch)
 
-    def get_last_lr(self) -> float:
-        return self.optimizer.lr
+    def get_last_lr(self) -> list[float]:
+        """The current learning rate of each parameter group, as a list (PyTorch's form)."""
+        return current_lrs(self.optimizer)
 
     def state_dict(self) -> dict[str, Any]:
         return {"base_lr": self.base_lr, "last_epoch": self.last_epoch}
@@ -630,3 +650,111 @@ class LinearLR(LRScheduler):
         progress = min(epoch, self.total_iters) / self.total_iters
         return self.base_lr * (self.start_factor + (self.end_factor - self.start_factor)
                                * progress)
+
+
+# PyTorch's other common schedulers (issue 10). They read and set learning rates through
+# current_lrs / set_lrs, which know both a flat ``optimizer.lr`` and ``param_groups``.
+def current_lrs(optimizer: Optimizer) -> list[float]:
+    """Each parameter group's lr (one entry for an optimiser without param_groups)."""
+    groups = getattr(optimizer, "param_groups", None)
+    if isinstance(groups, list) and groups and isinstance(groups[0], dict):
+        return [float(group["lr"]) for group in groups]
+    return [float(optimizer.lr)]
+
+
+def set_lrs(optimizer: Optimizer, lrs: Sequence[float]) -> None:
+    groups = getattr(optimizer, "param_groups", None)
+    if isinstance(groups, list) and groups and isinstance(groups[0], dict):
+        for group, lr in zip(groups, lrs):
+            group["lr"] = lr
+    else:
+        optimizer.lr = lrs[0]
+
+
+class ExponentialLR(LRScheduler):
+    """lr = base_lr gamma^epoch."""
+
+    def __init__(self, optimizer: Optimizer, gamma: float):
+        _check_positive(gamma=gamma)
+        self.gamma = gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base_lr * self.gamma ** epoch
+
+
+class MultiStepLR(LRScheduler):
+    """lr = base_lr gamma^(number of milestones <= epoch)."""
+
+    def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1):
+        if list(milestones) != sorted(milestones):
+            raise ValueError(f"milestones must be increasing, got {list(milestones)}")
+        self.milestones, self.gamma = list(milestones), gamma
+        super().__init__(optimizer)
+
+    def lr_at(self, epoch: int) -> float:
+        return self.base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)
+
+
+class ReduceLROnPlateau:
+    """Multiply every group's lr by ``factor`` (not below ``min_lr``) once the metric passed
+    to ``step(metric)`` has not improved for more than ``patience`` steps, then wait
+    ``cooldown`` steps. Improvement means beating the best by ``threshold`` (relative,
+    ``threshold_mode="rel"``, or absolute), downwards in ``mode="min"``, upwards in "max"."""
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
+                 cooldown: int = 0, min_lr: float = 0.0, eps: float = 1e-8):
+        if mode not in ("min", "max") or threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"mode must be 'min' or 'max' and threshold_mode 'rel' or 'abs', "
+                             f"got {mode!r} and {threshold_mode!r}")
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        self.optimizer = optimizer
+        self.mode, self.factor, self.patience = mode, factor, patience
+        self.threshold, self.threshold_mode = threshold, threshold_mode
+        self.cooldown, self.min_lr, self.eps = cooldown, min_lr, eps
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+
+    def is_better(self, value: float) -> bool:
+        if self.mode == "min":
+            bound = self.best * (1 - self.threshold) if self.threshold_mode == "rel" \
+                else self.best - self.threshold
+            return value < bound
+        bound = self.best * (1 + self.threshold) if self.threshold_mode == "rel" \
+            else self.best + self.threshold
+        return value > bound
+
+    def step(self, metric: float) -> None:
+        value = float(metric)
+        self.last_epoch += 1
+        if self.is_better(value):
+            self.best, self.num_bad_epochs = value, 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self._reduce()
+            self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
+
+    def _reduce(self) -> None:
+        lrs = current_lrs(self.optimizer)
+        reduced = [max(lr * self.factor, self.min_lr) for lr in lrs]
+        set_lrs(self.optimizer, [new if old - new > self.eps else old
+                                 for old, new in zip(lrs, reduced)])
+
+    def get_last_lr(self) -> list[float]:
+        return current_lrs(self.optimizer)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("best", "num_bad_epochs", "cooldown_counter",
+                                              "last_epoch")}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)

@@ -2,7 +2,7 @@
 
 A file holds a tree of dicts, lists, numbers, strings and arrays (a ``state_dict``, an
 optimiser's state, a whole training checkpoint). Arrays are stored as safetensors tensors
-named by their path (``model/layers.0.weight``); everything else is JSON in the header's
+named by their path (``model/modules.0.weight``); everything else is JSON in the header's
 ``__metadata__``. Loading parses bytes only: it never runs code (no pickle). Saving writes
 a temporary file beside the target and renames it over the target, so a crash mid-save
 leaves the previous file intact.

@@ -7,26 +7,30 @@ carried from one window to the next but detached at every window, so gradients s
 window boundary: each ``backward()`` walks one window's graph and memory stays flat however
 long the text. Perplexity is exp(mean cross-entropy per token).
 
-``lm_epoch`` plugs into ``needle.train.fit`` as its ``epoch_fn`` (history, checkpoints and
-resume come from there); ``epoch_general_ptb``, ``train_ptb`` and ``evaluate_ptb`` keep the
-needle course's names and return (accuracy, mean loss). What ``python -m needle train
---model lstm_lm ... --dataset ptb`` and ``python -m needle generate`` plug into the command
-line lives in ``lm_command.py``.
+Training runs on the one ``needle.learner.Learner`` loop: ``BPTTBatches`` is the loader and
+``lm_callbacks`` carry the hidden state, clip and record perplexity (``fit_lm``; history,
+checkpoints and resume are the usual callbacks); ``lm_epoch`` is one pass;
+``epoch_general_ptb``, ``train_ptb`` and ``evaluate_ptb`` keep the needle course's names and
+return (accuracy, mean loss). What ``python -m needle train --model lstm_lm ... --dataset ptb``
+and ``python -m needle generate`` plug into the command line lives in ``lm_command.py``.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import nn, ops, optim
 from .autograd import Tensor, no_grad
 from .backend_ndarray import Device
-from .data.text import get_batch
-from .train import _progress, fit
+from .callbacks import (GradientClipping, ProgressBar, Recorder, RecurrentState,
+                        detach_state)
+from .callbacks import perplexity as perplexity_of
+from .data.bptt import BPTTBatches
+from .learner import Learner
+from .train import fit_callbacks
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -36,14 +40,14 @@ def lm_loss(logits: Tensor, target: Tensor) -> Tensor:
     return ops.softmax_cross_entropy(logits, target).sum() * (1.0 / logits.shape[0])
 
 
-def detach_state(h: Any) -> Any:
-    """The hidden state cut off from the graph of the window that produced it (None, a
-    Tensor or a tuple of Tensors); the next window's backward stops there."""
-    if h is None:
-        return None
-    if isinstance(h, (tuple, list)):
-        return tuple(detach_state(x) for x in h)
-    return h.detach()
+def lm_callbacks(clip: float | None = None) -> list[Any]:
+    """What a Learner needs to train a language model: the hidden state carried (detached)
+    from window to window, gradient-norm clipping, and a Recorder of loss, perplexity and
+    next-token accuracy (each pass's mean weighted by tokens)."""
+    callbacks: list[Any] = [RecurrentState(), Recorder(summaries={"ppl": perplexity_of})]
+    if clip:
+        callbacks.append(GradientClipping(clip))
+    return callbacks
 
 
 def lm_epoch(batches: np.ndarray, model: nn.Module, loss_fn: LossFn | None = None,
@@ -54,44 +58,32 @@ def lm_epoch(batches: np.ndarray, model: nn.Module, loss_fn: LossFn | None = Non
     training (a clipped optimiser step per window) when ``opt`` is given, else evaluation.
 
     Returns the mean loss per token, its perplexity exp(loss) and the next-token accuracy."""
-    loss_fn = loss_fn or lm_loss
-    model.train(opt is not None)
-    params = model.parameters()
-    h, total, correct, count = None, 0.0, 0, 0
-    starts = range(0, len(batches) - 1, bptt)
-    for i in _progress(starts, progress, "train" if opt else "eval"):
-        x, y = get_batch(batches, i, bptt, device, dtype)
-        if opt is None:
-            with no_grad():
-                logits, h = model(x, h)
-                loss = loss_fn(logits, y)
-        else:
-            logits, h = model(x, detach_state(h))
-            loss = loss_fn(logits, y)
-            opt.reset_grad()
-            loss.backward()
-            if clip:
-                optim.clip_grad_norm(params, clip)
-            opt.step()
-        tokens = y.shape[0]
-        total += float(loss.numpy()) * tokens
-        correct += int((logits.numpy().argmax(axis=1) == y.numpy()).sum())
-        count += tokens
-    if not count:
-        raise ValueError(f"lm_epoch: {len(batches)} rows of tokens give no window of bptt "
-                         f"{bptt} (a window needs 2 rows)")
-    mean = total / count
-    return {"loss": mean, "ppl": math.exp(min(mean, 700.0)), "acc": correct / count}
+    try:
+        windows = BPTTBatches(batches, bptt, device, dtype)
+    except ValueError as error:
+        raise ValueError(f"lm_epoch: {error}") from None
+    callbacks = lm_callbacks(clip) + ([ProgressBar()] if progress else [])
+    learner = Learner(model, windows, loss_fn or lm_loss, opt, test_loader=windows,
+                      callbacks=callbacks)
+    learner.run_pass(training=opt is not None)
+    learner.callback("after_fit")  # closes a progress bar
+    return learner.find(Recorder).means("train" if opt is not None else "test")
 
 
 def fit_lm(model: nn.Module, train_batches: np.ndarray, opt: optim.Optimizer, epochs: int, *,
            test_batches: np.ndarray | None = None, bptt: int = 35, clip: float | None = None,
+           callbacks: Sequence[Any] = (), loss_fn: LossFn | None = None,
            **fit_kwargs: Any) -> list[dict[str, float]]:
-    """``needle.train.fit`` with ``lm_epoch``: one history entry per epoch with
-    ``train_loss, train_ppl, train_acc, [test_loss, test_ppl, test_acc,] lr, seconds``."""
-    epoch_fn = functools.partial(lm_epoch, bptt=bptt, clip=clip)
-    return fit(model, train_batches, opt, epochs, test_loader=test_batches,
-               epoch_fn=epoch_fn, **fit_kwargs)
+    """A Learner over BPTT windows (``lm_callbacks``): one history entry per epoch with
+    ``train_loss, train_ppl, train_acc, [test_loss, test_ppl, test_acc,] lr, seconds``.
+    ``fit_kwargs`` are ``needle.train.fit``'s (scheduler, checkpoint, resume, progress,
+    on_epoch); ``callbacks`` are added to those."""
+    test = BPTTBatches(test_batches, bptt) if test_batches is not None else None
+    learner = Learner(model, BPTTBatches(train_batches, bptt), loss_fn or lm_loss, opt,
+                      test_loader=test, callbacks=lm_callbacks(clip) + list(callbacks)
+                      + fit_callbacks(**fit_kwargs))
+    learner.fit(epochs)
+    return learner.find(Recorder).history
 
 
 def perplexity(model: nn.Module, batches: np.ndarray, bptt: int = 35) -> float:

@@ -16,7 +16,8 @@ from oracles import check_torch
 # ---------------------------------------------------------------------------- Tensor basics
 def test_tensor_dtypes_follow_the_contract():
     assert ndl.Tensor([1, 2]).dtype == np.float32  # Python numbers become float32
-    assert ndl.Tensor(np.zeros(2)).dtype == np.float32  # so do float64 arrays
+    assert ndl.Tensor(np.zeros(2)).dtype == np.float64  # numpy arrays keep it (torch.tensor)
+    assert ndl.Tensor(np.zeros(2, np.float32)).dtype == np.float32
     assert ndl.Tensor(np.zeros(2), dtype="float64").dtype == np.float64
     labels = ndl.Tensor(np.array([1, 2]))
     assert labels.dtype == np.int64 and not labels.requires_grad  # integers keep their dtype
@@ -50,8 +51,8 @@ def test_detach_and_data_share_values_and_record_nothing():
     assert x.op is None and x.requires_grad
     np.testing.assert_array_equal(x.numpy(), [5.0, 6.0])
     np.testing.assert_array_equal(y.numpy(), [3.0, 6.0])  # earlier results are unchanged
-    with pytest.raises(ValueError, match=r"shape \(3,\).*shape \(2,\)"):
-        x.data = ndl.Tensor([1.0, 2.0, 3.0])
+    x.data = ndl.Tensor([1.0, 2.0, 3.0])  # another shape: the tensor takes it (PyTorch)
+    assert x.shape == (3,) and x.requires_grad
 
 
 def test_requires_grad_propagates_from_any_input():
@@ -125,10 +126,12 @@ def test_backward_with_out_grad_is_a_vector_jacobian_product():
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 0.0, -6.0])
 
 
-def test_backward_on_a_non_scalar_without_out_grad_says_so():
-    y = ndl.Tensor([1.0, 2.0]) * 2
-    with pytest.raises(RuntimeError, match=r"out_grad.*shape \(2,\)"):
-        y.backward()
+def test_backward_on_a_non_scalar_without_out_grad_uses_ones():
+    x = ndl.Tensor([1.0, 2.0])
+    y = x * 2
+    y.backward()  # the contract: out_grad defaults to ones of y's shape
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+    y = x * 2
     with pytest.raises(ValueError, match=r"shape \(3,\).*\(2,\)"):
         y.backward(ndl.Tensor([1.0, 2.0, 3.0]))
 

@@ -76,7 +76,9 @@ def test_fast_and_reference_modes_train_alike(name):
     ref_losses, ref = _train(*MODELS[name], reference=True)
     np.testing.assert_allclose(ref_losses, fast_losses, rtol=1e-4, err_msg=name)
     for i, (r, f) in enumerate(zip(ref, fast)):
-        np.testing.assert_allclose(r, f, rtol=1e-4, atol=1e-5, err_msg=f"{name}: param {i}")
+        # float32: the fused LSTM sums its steps in another order, and RMSprop divides by
+        # sqrt of tiny second moments, so single weights near zero differ by a few 1e-5
+        np.testing.assert_allclose(r, f, rtol=1e-4, atol=1e-4, err_msg=f"{name}: param {i}")
 
 
 def test_reference_mode_nests_and_restores():

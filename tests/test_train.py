@@ -51,7 +51,7 @@ def test_epoch_trains_or_evaluates_and_reports_error_and_loss():
     logits = train.predict(model, ndl.Tensor(x))
     assert error == pytest.approx((logits != y).mean())
     assert 0 <= error <= 1 and loss > 0
-    error, loss = train.epoch(loader, model, nn.SoftmaxLoss(), opt)
+    error, loss = train.epoch(loader, model, opt, loss_fn=nn.SoftmaxLoss())
     assert model.training and not all(np.array_equal(a, b)
                                       for a, b in zip(before, _params(model)))
 

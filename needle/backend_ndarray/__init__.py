@@ -2,9 +2,10 @@
 
 from . import allocator
 from .device import Axes, Device, Shape, all_devices, cpu, cpu_numpy, cuda, default_device
-from .ndarray import (NDArray, array, broadcast_shapes, compact_strides, concatenate, empty,
-                      from_dlpack, full, index_add, stack, where)
+from .ndarray import (NDArray, array, broadcast_shapes, compact_strides, concatenate, einsum,
+                      empty, from_dlpack, full, index_add, stack, where)
 
 __all__ = ["Axes", "Device", "NDArray", "Shape", "all_devices", "allocator", "array",
            "broadcast_shapes", "compact_strides", "concatenate", "cpu", "cpu_numpy", "cuda",
-           "default_device", "empty", "from_dlpack", "full", "index_add", "stack", "where"]
+           "default_device", "einsum", "empty", "from_dlpack", "full", "index_add", "stack",
+           "where"]

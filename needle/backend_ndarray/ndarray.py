@@ -3,12 +3,19 @@
 An NDArray is a view — shape, strides (in elements) and an offset — over a flat buffer of
 its device's array module. ``__getitem__``, ``permute``, ``broadcast_to``, ``flip`` and
 ``as_strided`` return views that share memory; ``compact()`` makes a contiguous copy only
-when one is needed. Elementwise ops need equal shapes and one device: broadcasting is the
-autograd layer's job, made explicit there with ``broadcast_to``.
+when one is needed. Elementwise ops need one device and broadcast like numpy (the autograd
+layer still makes every broadcast of Tensors explicit with ``broadcast_to``).
+
+NDArrays speak numpy's array protocols, as CuPy arrays do: ``np.asarray(a)`` views a CPU
+array, numpy ufuncs and functions on NDArrays compute on their device and return NDArrays,
+and a GPU array never converts implicitly (``.numpy()`` copies it explicitly). The course
+framework's view internals are here too: ``_handle`` (the buffer), ``_offset``,
+``_strides``, ``process_slice``, ``as_strided``, ``NDArray.make`` and ``.flat``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from typing import Any, Callable, Sequence
@@ -69,11 +76,15 @@ class NDArray:
     @staticmethod
     def make(shape: Shape, strides: Shape | None = None, device: Device | None = None,
              handle: Any = None, offset: int = 0, dtype: DTypeLike = "float32") -> NDArray:
-        """A view of ``shape`` and ``strides`` (elements) at ``offset`` into a flat ``handle``."""
+        """A view of ``shape`` and ``strides`` (elements) at ``offset`` into a flat ``handle``
+        (another array's ``_handle``, an NDArray or an array of the device's module); a new
+        buffer when ``handle`` is None."""
         device = device or default_device()
         xp = device.module()
         if handle is None:
             handle = xp.empty(offset + math.prod(shape), dtype=dtype)
+        elif isinstance(handle, Handle):
+            handle = handle.array
         elif isinstance(handle, NDArray):
             handle = handle.compact()._array
         strides = compact_strides(shape) if strides is None else tuple(strides)
@@ -113,6 +124,82 @@ class NDArray:
 
     def __repr__(self) -> str:
         return f"NDArray({self.numpy()!r}, device={self._device})"
+
+    # ------------------------------------------------------------------ the course's internals
+    @property
+    def _handle(self) -> Handle:
+        """The flat buffer this view looks into: views of one array share it (equal ptr())."""
+        return Handle.of(self._array, self._device)
+
+    @property
+    def _offset(self) -> int:
+        """Where element (0, ..., 0) sits in ``_handle``, in elements."""
+        return (_address(self._array) - self._handle.ptr()) // self._array.itemsize
+
+    @property
+    def _strides(self) -> Shape:
+        return self.strides
+
+    def process_slice(self, sl: slice, dim: int) -> slice:
+        """``sl`` with explicit start, stop and step for axis ``dim`` (negatives resolved)."""
+        return slice(*sl.indices(self.shape[dim]))
+
+    @property
+    def flat(self) -> NDArray:
+        """A flat view of a compact array (as in the course): ``a.flat[j] += eps`` writes
+        through to ``a``'s memory."""
+        if not self._array.flags.c_contiguous:
+            raise ValueError(f"flat needs a compact array; this one has shape {self.shape} "
+                             f"and strides {self.strides}: call compact() first (a copy)")
+        return _wrap(self._array.reshape(-1), self._device)
+
+    # ------------------------------------------------------------------ numpy protocols
+    def __array__(self, dtype: DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
+        """numpy's view of a CPU array. A GPU array raises instead of copying silently
+        (CuPy's rule): ``.numpy()`` copies it to the host explicitly."""
+        if self._device.xp is not np:
+            raise TypeError(f"implicit conversion of a {self._device} NDArray to a numpy "
+                            f"array is not allowed (CuPy's rule); call .numpy() to copy it "
+                            f"to the host")
+        if copy:
+            return np.array(self._array, dtype=dtype, copy=True)
+        return self._array if dtype is None else self._array.astype(dtype, copy=False)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """A numpy ufunc on NDArrays runs on their device and returns NDArrays."""
+        device = self._device
+        if "out" in kwargs:
+            kwargs["out"] = _unwrap(kwargs["out"], device)
+        result = getattr(ufunc, method)(*_unwrap(inputs, device), **kwargs)
+        return _rewrap(result, device)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        """A numpy function on NDArrays (``np.linalg.norm``, ``np.concatenate``...) runs with
+        the device's module (numpy or CuPy) and returns NDArrays."""
+        device = self._device
+        target = func if device.xp is np else _same_function(device.xp, func)
+        if target is None:
+            return NotImplemented
+        result = target(*_unwrap(args, device), **_unwrap(kwargs, device))
+        return _rewrap(result, device)
+
+    def __float__(self) -> float:
+        return float(self._one_element())
+
+    def __int__(self) -> int:
+        return int(self._one_element())
+
+    def __bool__(self) -> bool:
+        return bool(self._one_element())
+
+    def __abs__(self) -> NDArray:
+        return _wrap(abs(self._array), self._device)
+
+    def _one_element(self) -> Any:
+        if self.size != 1:
+            raise ValueError(f"only a one-element array converts to a Python number, got "
+                             f"shape {self.shape}")
+        return self._array.reshape(-1)[0].item()
 
     # ------------------------------------------------------------------ conversion
     def numpy(self) -> np.ndarray:
@@ -223,17 +310,22 @@ class NDArray:
                              f"{other._device}; move one with .to(device)")
 
     def _operand(self, other: NDArray | Scalar) -> Any:
-        """The other operand's raw array (same device and shape, checked) or number."""
+        """The other operand's raw array (same device, checked) or number."""
         if isinstance(other, NDArray):
             self._check_device(other)
-            if other._array.shape != self._array.shape:
-                raise ValueError(f"elementwise op needs equal shapes, got {self.shape} and "
-                                 f"{other.shape}; broadcast_to one of them first")
             return other._array
         return _scalar(other)
 
     def _binary(self, other: NDArray | Scalar, fn: Callable[[Any, Any], Any]) -> NDArray:
-        return _wrap(fn(self._array, self._operand(other)), self._device)
+        operand = self._operand(other)
+        try:
+            return _wrap(fn(self._array, operand), self._device)
+        except ValueError:
+            raise self._shape_error(operand) from None
+
+    def _shape_error(self, operand: Any) -> ValueError:
+        return ValueError(f"shapes {self.shape} and {tuple(getattr(operand, 'shape', ()))} "
+                          f"cannot be broadcast together")
 
     def __add__(self, other: NDArray | Scalar) -> NDArray:
         return self._binary(other, operator.add)
@@ -242,7 +334,11 @@ class NDArray:
 
     def __iadd__(self, other: NDArray | Scalar) -> NDArray:
         """In place, into this array's memory (a view writes through to its base)."""
-        self._array += self._operand(other)
+        operand = self._operand(other)
+        try:
+            self._array += operand
+        except ValueError:
+            raise self._shape_error(operand) from None
         return self
 
     def __sub__(self, other: NDArray | Scalar) -> NDArray:
@@ -333,6 +429,80 @@ class NDArray:
         """(DLPack device type, device id): (1, 0) on the CPU, (2, id) on a CUDA GPU."""
         kind, index = self._array.__dlpack_device__()
         return int(kind), int(index)
+
+
+class Handle:
+    """The flat buffer under an NDArray (the course's ``_handle``): ``array`` is the whole
+    buffer as a 1-D array of the device's module; ``ptr()`` is its address."""
+
+    __slots__ = ("array", "device")
+
+    def __init__(self, array: Any, device: Device):
+        self.array = array
+        self.device = device
+
+    @staticmethod
+    def of(array: Any, device: Device) -> Handle:
+        """The buffer that holds ``array`` (numpy: the array at the end of its chain of
+        bases; CuPy: the memory block its pointer belongs to)."""
+        memory = getattr(getattr(array, "data", None), "mem", None)
+        if memory is not None:  # CuPy
+            flat = device.xp.ndarray((memory.size // array.itemsize,), array.dtype,
+                                     memptr=device.xp.cuda.MemoryPointer(memory, 0))
+            return Handle(flat, device)
+        root, base = array, array.base
+        while base is not None:
+            root = base if isinstance(base, np.ndarray) else root
+            base = getattr(base, "base", None)
+        return Handle(root.ravel(order="K").view(array.dtype), device)
+
+    @property
+    def size(self) -> int:
+        return int(self.array.size)
+
+    def ptr(self) -> int:
+        return _address(self.array)
+
+    def numpy(self) -> np.ndarray:
+        return NDArray.make((self.size,), device=self.device, handle=self).numpy()
+
+
+def _address(array: Any) -> int:
+    """The address of element (0, ..., 0) of a numpy or CuPy array."""
+    interface = getattr(array, "__cuda_array_interface__", None) or array.__array_interface__
+    return int(interface["data"][0])
+
+
+def _unwrap(value: Any, device: Device) -> Any:
+    """``value`` with every NDArray (inside tuples, lists and dicts too) replaced by its
+    raw array; NDArrays of another device are an error."""
+    if isinstance(value, NDArray):
+        if value._device is not device:
+            raise ValueError(f"arrays are on different devices: {device} and "
+                             f"{value._device}; move one with .to(device)")
+        return value._array
+    if isinstance(value, (tuple, list)):
+        return type(value)(_unwrap(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v, device) for k, v in value.items()}
+    return value
+
+
+def _rewrap(value: Any, device: Device) -> Any:
+    """``value`` with every raw array of ``device`` (inside tuples and lists too) wrapped."""
+    if isinstance(value, device.xp.ndarray):
+        return _wrap(value, device)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_rewrap(v, device) for v in value)
+    return value
+
+
+def _same_function(xp: Any, func: Any) -> Any:
+    """``xp``'s function of the same module path and name as numpy's ``func``, or None."""
+    target = xp
+    for part in func.__module__.split(".")[1:]:
+        target = getattr(target, part, None)
+    return getattr(target, func.__name__, None)
 
 
 def _blas_ready(array: Any, xp: Any) -> Any:
@@ -511,3 +681,50 @@ def from_dlpack(x: Any) -> NDArray:
         return _wrap(device.module().from_dlpack(x), device)
     raise ValueError(f"from_dlpack: arrays on DLPack device type {kind} are not supported; "
                      f"needle holds CPU ({DLPACK_CPU}) and CUDA ({DLPACK_CUDA}) memory")
+def einsum(subscripts: str, *arrays: NDArray) -> NDArray:
+    """Einstein summation in explicit form (``"ij,jk->ik"``) through the array module: a
+    two-operand contraction that is a (batched) matrix product runs as one ``matmul``, others
+    go through ``einsum`` with BLAS contraction paths (``optimize``). The result never shares
+    memory with an input (numpy returns views for transposes and diagonals)."""
+    device = _same_device(arrays)
+    xp = device.xp
+    raw = [a._array for a in arrays]
+    plan = _matmul_plan(subscripts) if len(raw) == 2 else None
+    if plan is not None:
+        out = _einsum_as_matmul(xp, plan, raw[0], raw[1])
+    else:
+        out = xp.einsum(subscripts, *raw, optimize=len(raw) > 1)
+    if any(xp.may_share_memory(out, r) for r in raw):
+        out = out.copy()
+    return _wrap(out, device)
+
+
+@functools.lru_cache(maxsize=256)
+def _matmul_plan(subscripts: str) -> tuple[Any, ...] | None:
+    """How "lhs,rhs->out" is a batched matmul: the batch, left, contracted and right letters
+    and the permutations; None when a letter repeats or is summed inside one operand."""
+    inputs, out = subscripts.split("->")
+    lhs, rhs = inputs.split(",")
+    if len(set(lhs)) < len(lhs) or len(set(rhs)) < len(rhs) or \
+            any(c not in rhs and c not in out for c in lhs) or \
+            any(c not in lhs and c not in out for c in rhs):
+        return None
+    batch = [c for c in out if c in lhs and c in rhs]
+    left = [c for c in lhs if c in out and c not in rhs]
+    right = [c for c in rhs if c in out and c not in lhs]
+    inner = [c for c in lhs if c in rhs and c not in out]
+    lhs_order = tuple(lhs.index(c) for c in batch + left + inner)
+    rhs_order = tuple(rhs.index(c) for c in batch + inner + right)
+    result = batch + left + right
+    return (len(batch), len(left), len(inner), len(right), lhs_order, rhs_order,
+            tuple(result.index(c) for c in out))
+
+
+def _einsum_as_matmul(xp: Any, plan: tuple[Any, ...], lhs: Any, rhs: Any) -> Any:
+    nb, nl, ni, _, lhs_order, rhs_order, out_order = plan
+    lhs, rhs = lhs.transpose(lhs_order), rhs.transpose(rhs_order)
+    batch, left, right = lhs.shape[:nb], lhs.shape[nb:nb + nl], rhs.shape[nb + ni:]
+    k = math.prod(lhs.shape[nb + nl:])
+    product = xp.matmul(lhs.reshape(batch + (math.prod(left), k)),
+                        rhs.reshape(batch + (k, math.prod(right))))
+    return product.reshape(batch + left + right).transpose(out_order)

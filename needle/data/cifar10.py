@@ -11,11 +11,11 @@ from __future__ import annotations
 import codecs
 import os
 import pickle
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .dataset import Dataset, Transform
+from .dataset import Dataset, Transforms
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILES = ("test_batch",)
@@ -99,8 +99,10 @@ class CIFAR10Dataset(Dataset):
     and hand it back as C×H×W. ``p`` is kept for the needle course's signature; flips
     are a transform (``RandomFlipHorizontal(p)``)."""
 
+    takes_index_arrays = True
+
     def __init__(self, base_folder: str, train: bool = True, p: float = 0.5,
-                 transforms: Sequence[Transform] | None = None):
+                 transforms: Transforms = None):
         super().__init__(transforms)
         self.p = p
         files = TRAIN_FILES if train else TEST_FILES

@@ -7,12 +7,19 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 Transform = Callable[[np.ndarray], np.ndarray]
+Transforms = Sequence[Transform] | Transform | None  # a list, one callable, or a Compose
 
 
 class Dataset:
-    """Base class: ``__getitem__`` returns a tuple of fields, ``__len__`` their number."""
+    """Base class: ``__getitem__`` returns a tuple of fields, ``__len__`` their number.
 
-    def __init__(self, transforms: Sequence[Transform] | None = None):
+    A subclass written PyTorch-style, ``__getitem__(self, i)`` for one item, is read item
+    by item by the DataLoader. Datasets whose ``__getitem__`` also takes an index array
+    (all of needle's) set ``takes_index_arrays = True`` and get whole batches at once."""
+
+    takes_index_arrays = False
+
+    def __init__(self, transforms: Transforms = None):
         self.transforms = transforms
 
     def __getitem__(self, index: Any) -> Any:
@@ -22,7 +29,11 @@ class Dataset:
         raise NotImplementedError
 
     def apply_transforms(self, x: np.ndarray) -> np.ndarray:
-        for transform in self.transforms or ():
+        """``x`` through the transforms: a list of callables in order, or one callable."""
+        transforms = self.transforms
+        if callable(transforms):
+            return transforms(x)
+        for transform in transforms or ():
             x = transform(x)
         return x
 
@@ -36,8 +47,15 @@ class Dataset:
         return self.apply_transforms(x)
 
 
+def takes_index_arrays(dataset: Any) -> bool:
+    """Whether ``dataset[index_array]`` returns a whole batch (needle's datasets)."""
+    return bool(getattr(dataset, "takes_index_arrays", False))
+
+
 class NDArrayDataset(Dataset):
     """Samples from arrays of equal length: item i is (a[i] for a in arrays)."""
+
+    takes_index_arrays = True
 
     def __init__(self, *arrays: np.ndarray):
         super().__init__()
@@ -59,6 +77,7 @@ class Subset(Dataset):
     def __init__(self, dataset: Dataset, indices: Sequence[int] | np.ndarray):
         super().__init__()
         self.dataset = dataset
+        self.takes_index_arrays = takes_index_arrays(dataset)
         self.indices = np.asarray(indices, dtype=np.int64)
         if self.indices.ndim != 1:
             raise ValueError(f"Subset needs a 1-D array of indices, got shape "
@@ -71,4 +90,6 @@ class Subset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, (int, np.integer)):
+            return self.dataset[int(self.indices[index])]
         return self.dataset[self.indices[index]]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .dataset import Dataset, Transform
+from .dataset import Dataset, Transforms
 
 
 def load_digits_split(test_size: int = 360, seed: int = 0
@@ -34,7 +34,9 @@ class Digits(Dataset):
     """The 8x8 digits: 1,437 training or 360 test images (N, 8, 8, 1) in [0, 1], labels
     0-9; the split is fixed by ``seed``."""
 
-    def __init__(self, train: bool = True, transforms: Sequence[Transform] | None = None,
+    takes_index_arrays = True
+
+    def __init__(self, train: bool = True, transforms: Transforms = None,
                  test_size: int = 360, seed: int = 0):
         super().__init__(transforms)
         x_train, y_train, x_test, y_test = load_digits_split(test_size, seed)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gzip
 import struct
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from .dataset import Dataset, Transform
+from .dataset import Dataset, Transforms
 
 _IDX_MAGIC = {"images": 2051, "labels": 2049}
 
@@ -46,8 +46,10 @@ def parse_mnist(image_filename: str, label_filename: str) -> tuple[np.ndarray, n
 class MNISTDataset(Dataset):
     """MNIST from gzip IDX files; indexable by an int or an index array."""
 
+    takes_index_arrays = True
+
     def __init__(self, image_filename: str, label_filename: str,
-                 transforms: Sequence[Transform] | None = None):
+                 transforms: Transforms = None):
         super().__init__(transforms)
         self.images, self.labels = parse_mnist(image_filename, label_filename)
 

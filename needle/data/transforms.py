@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -64,9 +64,9 @@ class Normalize(Transform):
 
 
 class Compose(Transform):
-    """Applies ``transforms`` in order."""
+    """Applies ``transforms`` (any callables image -> image) in order, as torchvision's."""
 
-    def __init__(self, transforms: Sequence[Transform]):
+    def __init__(self, transforms: Sequence[Callable[[np.ndarray], np.ndarray]]):
         self.transforms = list(transforms)
 
     def __call__(self, img: np.ndarray) -> np.ndarray:

@@ -118,6 +118,9 @@ class _GradBuffer:
             p.grad = Tensor.make_const(view) if count > 0 else None
 
 
+OWN_ATTRIBUTES = ("optimizer", "comm_seconds", "_buffers", "_synchronized")
+
+
 class DistributedOptimizer:
     """``optimizer`` whose ``step()`` first averages every parameter's gradient over the
     ranks: one all-reduce per (device, dtype) group of a flat gradient buffer, groups in
@@ -196,3 +199,10 @@ class DistributedOptimizer:
         if name == "optimizer":
             raise AttributeError(name)
         return getattr(self.optimizer, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Hyper-parameters (``momentum``, ... set by a schedule) go to the wrapped one."""
+        if name in OWN_ATTRIBUTES:
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.optimizer, name, value)

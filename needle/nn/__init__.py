@@ -4,14 +4,21 @@ from .attention import (AttentionLayer, MultiHeadAttention, Softmax, Transformer
                         TransformerLayer)
 from .basic import (GELU, BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, LeakyReLU, Linear,
                     ReLU, Residual, Sequential, Sigmoid, Tanh)
+from .containers import ModuleDict, ModuleList
 from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, ConvTranspose2d,
                    Dropout2d, MaxPool2d)
+from . import init
 from .conv_bn import ConvBatchNorm2d
+from .hooks import Hook, Hooks, RemovableHandle, check_finite
+from .label_smoothing import LabelSmoothingCrossEntropy
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss
 from .module import Module, Parameter
+from .norms import (GeneralRelu, GroupNorm, InstanceNorm, InstanceNorm1d, InstanceNorm2d,
+                    LayerNorm, PReLU)
 from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
-from . import utils
+from . import functional, utils
+from .from_torch import copy_from_torch
 from .sync_batchnorm import SyncBatchNorm
 
 __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLoss",
@@ -21,3 +28,7 @@ __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLos
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
            "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "SyncBatchNorm", "Tanh",
            "Transformer", "TransformerLayer", "summary", "utils"]
+__all__ += ["ModuleDict", "ModuleList", "copy_from_torch", "functional"]
+__all__ += ["GeneralRelu", "GroupNorm", "InstanceNorm", "InstanceNorm1d", "InstanceNorm2d",
+            "LabelSmoothingCrossEntropy", "LayerNorm", "PReLU", "init"]
+__all__ += ["Hook", "Hooks", "RemovableHandle", "check_finite"]

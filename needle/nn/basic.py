@@ -7,12 +7,13 @@ weight layout (in_features, out_features), the transpose of PyTorch's.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Iterator
 
 from .. import init, ops
 from ..autograd import Tensor
 from ..backend_ndarray import Device, NDArray
-from .module import Module, Parameter
+from .module import Module, Parameter, _walk
 
 
 class Identity(Module):
@@ -50,10 +51,20 @@ class Linear(Module):
 
 
 class Flatten(Module):
-    """(N, d1, d2, ...) -> (N, d1 * d2 * ...)."""
+    """Axes ``start_dim`` .. ``end_dim`` merged: by default (N, d1, d2, ...) -> (N, d1 d2 ...)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim = start_dim
+        self.end_dim = end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.reshape((x.shape[0], -1))
+        if self.start_dim == 1 and self.end_dim == -1:
+            return x.reshape((x.shape[0], -1))
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class ReLU(Module):
@@ -72,22 +83,52 @@ class Sigmoid(Module):
 
 
 class Sequential(Module):
-    """Applies ``modules`` in order."""
+    """Applies ``modules`` in order; ``.modules`` is the tuple of them (as in the course).
+    ``Sequential(OrderedDict(name=module, ...))`` names them (``seq.name``, parameters
+    ``name.weight``); a slice of a Sequential is a Sequential."""
 
-    def __init__(self, *modules: Module):
+    def __init__(self, *modules: Module | OrderedDict[str, Module]):
         super().__init__()
-        self.layers = modules
+        named = modules[0] if len(modules) == 1 and isinstance(modules[0], OrderedDict) else None
+        if named is not None:
+            self._names = tuple(named)
+        self.modules: tuple[Module, ...] = tuple(named.values()) if named is not None \
+            else modules  # type: ignore[assignment]
+
+    @property
+    def layers(self) -> tuple[Module, ...]:
+        """The children, by their older name (``.modules``)."""
+        return self.modules
 
     def forward(self, x: Any) -> Any:
-        for layer in self.layers:
-            x = layer(x)
+        for module in self.modules:
+            x = module(x)
         return x
 
-    def __getitem__(self, index: int) -> Module:
-        return self.layers[index]
+    def __getitem__(self, index: int | slice) -> Any:
+        if not isinstance(index, slice):
+            return self.modules[index]
+        names = vars(self).get("_names")
+        if names is None:
+            return Sequential(*self.modules[index])
+        return Sequential(OrderedDict(zip(names[index], self.modules[index])))
+
+    def _members(self) -> Iterator[tuple[str, Any]]:
+        names = vars(self).get("_names")
+        if names is None:
+            yield from super()._members()
+            return
+        for name, layer in zip(names, self.modules):
+            yield from _walk(layer, name)
+
+    def __getattr__(self, name: str) -> Module:  # only reached when normal lookup fails
+        names = vars(self).get("_names", ())
+        if name in names:
+            return vars(self)["modules"][names.index(name)]
+        raise AttributeError(f"'Sequential' object has no attribute {name!r}")
 
     def __len__(self) -> int:
-        return len(self.layers)
+        return len(self.modules)
 
 
 class Residual(Module):

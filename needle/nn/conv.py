@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
+
 from .. import init, ops
 from ..autograd import Tensor
 from ..backend_ndarray import Device
@@ -18,6 +20,62 @@ from .module import Module, Parameter
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
 NHWC_TO_NCHW = (0, 3, 1, 2)
+
+IntPair = int | tuple[int, int]
+Padding = IntPair | str  # an int, (pad_h, pad_w), "same" or "valid"
+Sides = tuple[tuple[int, int], tuple[int, int]]  # ((top, bottom), (left, right))
+
+
+def _pair(value: IntPair, name: str) -> tuple[int, int]:
+    """An int or a pair of ints as a pair, or a clear error."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return pair[0], pair[1]
+
+
+def _sides(padding: Padding, kernel: tuple[int, int], stride: tuple[int, int]) -> Sides:
+    """Zero padding on each side of H and W; "same" pads k - 1 in all, the extra row/column
+    after (PyTorch's rule, stride 1 only), "valid" pads nothing."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        if stride != (1, 1):
+            raise ValueError(f"padding='same' needs stride 1 (as in PyTorch), got {stride}")
+        return ((kernel[0] - 1) // 2, kernel[0] // 2), ((kernel[1] - 1) // 2, kernel[1] // 2)
+    if isinstance(padding, str):
+        raise ValueError(f"padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    pad_h, pad_w = _pair(padding, "padding")
+    return (pad_h, pad_h), (pad_w, pad_w)
+
+
+def _pad_sides(x: Tensor, sides: Sides) -> Tensor:
+    """x (N, H, W, C) zero-padded by ``sides``."""
+    if sides == ((0, 0), (0, 0)):
+        return x
+    return ops.pad(x, ((0, 0), sides[0], sides[1], (0, 0)))
+
+
+def _strided(x: Tensor, stride: tuple[int, int], step: int) -> Tensor:
+    """Every (stride / step)-th row and column of x (N, H, W, C), computed at stride
+    ``step``: how unequal strides reuse the ops' single stride."""
+    rows, columns = stride[0] // step, stride[1] // step
+    return x if rows == columns == 1 else x[:, ::rows, ::columns, :]
+
+
+def conv2d_nhwc(x: Tensor, weight: Tensor, bias: Tensor | None, stride: IntPair = 1,
+                padding: Padding = 0) -> Tensor:
+    """x (N, H, W, C_in) convolved with weight (K_h, K_w, C_in, C_out) (+ bias (C_out,)),
+    with int or pair ``stride`` and ``padding`` (or "same"/"valid"). Equal strides and
+    symmetric equal padding go straight to ``ops.conv``; otherwise the input is padded
+    explicitly and an unequal stride is taken at their gcd and subsampled."""
+    strides = _pair(stride, "stride")
+    (top, bottom), (left, right) = sides = _sides(padding, (weight.shape[0], weight.shape[1]),
+                                                 strides)
+    if strides[0] == strides[1] and top == bottom == left == right:
+        return ops.conv(x, weight, strides[0], top, bias)
+    step = math.gcd(*strides)
+    return _strided(ops.conv(_pad_sides(x, sides), weight, step, 0, bias), strides, step)
 
 
 def channels_last(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -38,32 +96,39 @@ def _check_image(layer: Module, x: Tensor, channels: int | None = None,
 
 class Conv2d(Module):
     """PyTorch's Conv2d on x (N, C_in, H, W) -> (N, C_out, H_out, W_out), with
-    H_out = (H + 2 padding - K) // stride + 1. Weight (K, K, C_in, C_out) and bias (C_out,)
-    are U(-1/sqrt(C_in K²), 1/sqrt(C_in K²)), PyTorch's default initialisation."""
+    H_out = (H + 2 padding - K) // stride + 1. ``kernel_size``, ``stride`` and ``padding`` are
+    ints or (h, w) pairs; ``padding`` may also be "same" (stride 1) or "valid". Weight
+    (K_h, K_w, C_in, C_out) and bias (C_out,) are U(-1/sqrt(C_in K_h K_w), 1/sqrt(...)),
+    PyTorch's default initialisation."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, bias: bool = True, device: Device | None = None,
-                 dtype: str = "float32"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
+                 stride: IntPair = 1, padding: Padding = 0, bias: bool = True,
+                 device: Device | None = None, dtype: str = "float32"):
         super().__init__()
         sizes = {"in_channels": in_channels, "out_channels": out_channels,
                  "kernel_size": kernel_size, "stride": stride}
         for name, value in sizes.items():
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got "
-                                 f"{value!r}")
+            parts = value if isinstance(value, tuple) and name in ("kernel_size", "stride") \
+                else (value,)
+            if not all(isinstance(v, int) and v >= 1 for v in parts):
+                pair = " (or a pair of them)" if isinstance(value, tuple) else ""
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive int{pair}, "
+                                 f"got {value!r}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size
+        self.kernel = _pair(kernel_size, "kernel_size")
         self.stride = stride
         self.padding = padding
+        _sides(padding, self.kernel, _pair(stride, "stride"))  # a bad value fails here
         self.weight, self.bias = self._initial_parameters(bias, device, dtype)
 
     def _initial_parameters(self, bias: bool, device: Device | None,
                             dtype: str) -> tuple[Parameter, Parameter | None]:
         """(weight, bias) drawn in that order."""
-        k, c_in, c_out = self.kernel_size, self.in_channels, self.out_channels
-        weight = _uniform((k, k, c_in, c_out), c_in * k * k, device, dtype)
-        return weight, _uniform((c_out,), c_in * k * k, device, dtype) if bias else None
+        (k_h, k_w), c_in, c_out = self.kernel, self.in_channels, self.out_channels
+        weight = _uniform((k_h, k_w, c_in, c_out), c_in * k_h * k_w, device, dtype)
+        return weight, _uniform((c_out,), c_in * k_h * k_w, device, dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
         _check_image(self, x, self.in_channels)
@@ -71,7 +136,7 @@ class Conv2d(Module):
 
     def _convolve(self, x: Tensor) -> Tensor:
         """The layer on x (N, H, W, C_in) -> (N, H_out, W_out, C_out)."""
-        return ops.conv(x, self.weight, self.stride, self.padding, self.bias)
+        return conv2d_nhwc(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
@@ -97,7 +162,7 @@ class Conv(Conv2d):
 
     def _initial_parameters(self, bias: bool, device: Device | None,
                             dtype: str) -> tuple[Parameter, Parameter | None]:
-        k, c_in, c_out = self.kernel_size, self.in_channels, self.out_channels
+        k, c_in, c_out = self.kernel[0], self.in_channels, self.out_channels
         weight = init.kaiming_uniform(c_in * k * k, c_out * k * k, shape=(k, k, c_in, c_out),
                                       device=device, dtype=dtype)
         return Parameter(weight), _uniform((c_out,), c_in * k * k, device, dtype) if bias \
@@ -107,29 +172,68 @@ class Conv(Conv2d):
 class ConvTranspose2d(Conv2d):
     """PyTorch's ConvTranspose2d: x (N, C_in, H, W) -> (N, C_out, H', W'), H' = (H - 1) stride
     - 2 padding + K + output_padding; the gradient of a Conv2d(C_out, C_in) in its input.
-    Weight (K, K, C_out, C_in) and bias (C_out,) are U(-1/sqrt(C_out K²), 1/sqrt(C_out K²))."""
+    ``kernel_size``, ``stride``, ``padding``, ``output_padding`` are ints or (h, w) pairs.
+    Weight (K_h, K_w, C_out, C_in) and bias (C_out,) are U(-1/sqrt(C_out K_h K_w), ...)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 padding: int = 0, output_padding: int = 0, bias: bool = True,
-                 device: Device | None = None, dtype: str = "float32"):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
+                 stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
+                 bias: bool = True, device: Device | None = None, dtype: str = "float32"):
+        if isinstance(padding, str):
+            raise ValueError(f"ConvTranspose2d takes int or pair padding, got {padding!r} "
+                             "(as in PyTorch)")
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, device,
                          dtype)
         self.output_padding = output_padding
 
     def _initial_parameters(self, bias: bool, device: Device | None,
                             dtype: str) -> tuple[Parameter, Parameter | None]:
-        k, c_in, c_out = self.kernel_size, self.in_channels, self.out_channels
-        weight = _uniform((k, k, c_out, c_in), c_out * k * k, device, dtype)
-        return weight, _uniform((c_out,), c_out * k * k, device, dtype) if bias else None
+        (k_h, k_w), c_in, c_out = self.kernel, self.in_channels, self.out_channels
+        weight = _uniform((k_h, k_w, c_out, c_in), c_out * k_h * k_w, device, dtype)
+        return weight, _uniform((c_out,), c_out * k_h * k_w, device, dtype) if bias else None
 
     def _convolve(self, x: Tensor) -> Tensor:
-        out = ops.conv_transpose(x, self.weight, self.stride, self.padding, self.output_padding)
+        padding = self.padding
+        assert not isinstance(padding, str)  # refused in __init__
+        out = conv_transpose2d_nhwc(x, self.weight, self.stride, padding, self.output_padding)
         return out if self.bias is None else out + self.bias
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, " \
                f"stride={self.stride}, padding={self.padding}, " \
                f"output_padding={self.output_padding}"
+
+
+def conv_transpose2d_nhwc(x: Tensor, weight: Tensor, stride: IntPair = 1, padding: IntPair = 0,
+                          output_padding: IntPair = 0) -> Tensor:
+    """x (N, H, W, C_out) through the transposed convolution of weight (K_h, K_w, C_in,
+    C_out) with int or pair arguments. Equal pairs go straight to ``ops.conv_transpose``;
+    otherwise the input is spread by the strides (zeros between rows/columns), transposed
+    at stride 1, and the padding cropped from the result."""
+    strides, pads = _pair(stride, "stride"), _pair(padding, "padding")
+    extra = _pair(output_padding, "output_padding")
+    if strides[0] == strides[1] and pads[0] == pads[1]:
+        return ops.conv_transpose(x, weight, strides[0], pads[0], extra)
+    if not all(0 <= e < s for e, s in zip(extra, strides)):
+        raise ValueError(f"output_padding must be smaller than the stride, got {extra} for "
+                         f"stride {strides}")
+    spread = _spread(x, strides, extra)
+    out = ops.conv_transpose(spread, weight, 1, 0)
+    return out[:, pads[0]:out.shape[1] - pads[0], pads[1]:out.shape[2] - pads[1], :]
+
+
+def _spread(x: Tensor, strides: tuple[int, int], extra: tuple[int, int]) -> Tensor:
+    """x (N, H, W, C) with stride - 1 zeros between rows (columns), and ``extra`` zero rows
+    (columns) at the end: what a strided transposed convolution sees at stride 1."""
+    for axis, (step, more) in enumerate(zip(strides, extra), start=1):
+        if step > 1:
+            size = (x.shape[axis] - 1) * step + 1
+            x = ops.dilate(x, (axis,), step - 1)
+            x = x[(slice(None),) * axis + (slice(0, size),)]
+        if more:
+            pads = [(0, 0)] * 4
+            pads[axis] = (0, more)
+            x = ops.pad(x, pads)
+    return x
 
 
 class BatchNorm2d(BatchNorm1d):
@@ -141,33 +245,74 @@ class BatchNorm2d(BatchNorm1d):
 
 
 class MaxPool2d(Module):
-    """The max of each K×K window of x (N, C, H, W), ``stride`` (default K) apart, with
-    implicit -inf ``padding``."""
+    """The max of each K_h×K_w window of x (N, C, H, W), ``stride`` (default the kernel)
+    apart, with implicit -inf ``padding``; each an int or an (h, w) pair."""
 
-    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0):
+    fill = float("-inf")
+
+    def __init__(self, kernel_size: IntPair, stride: IntPair | None = None,
+                 padding: IntPair = 0):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
+        kernel, pads = _pair(kernel_size, "kernel_size"), _pair(padding, "padding")
+        if any(p > k // 2 for p, k in zip(pads, kernel)):
+            raise ValueError(f"{type(self).__name__}: padding {pads} must be at most half the "
+                             f"kernel size {kernel}")
 
     def forward(self, x: Tensor) -> Tensor:
         _check_image(self, x)
-        return channels_last(self.pool, x)
+        return channels_last(self._pool, x)
 
-    def pool(self, x: Tensor) -> Tensor:
-        """The pooling on x (N, H, W, C)."""
-        return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+    def _pool(self, x: Tensor) -> Tensor:
+        """x (N, H, W, C) -> (N, H_out, W_out, C)."""
+        if isinstance(self.kernel_size, int) and isinstance(self.stride, int) and \
+                isinstance(self.padding, int):
+            return ops.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return self._reduce(_windows(x, self.kernel_size, self.stride, self.padding, self.fill))
+
+    def _reduce(self, windows: Tensor) -> Tensor:
+        return ops.amax(windows, (3, 4))
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AvgPool2d(MaxPool2d):
-    """The mean of each K×K window of x (N, C, H, W), ``stride`` (default K) apart; zero
-    ``padding`` counts in the mean (PyTorch's default)."""
+def _windows(x: Tensor, kernel_size: IntPair, stride: IntPair, padding: IntPair,
+             fill: float) -> Tensor:
+    """The (N, H_out, W_out, K_h, K_w, C) windows of x (N, H, W, C) for pair arguments:
+    padded with ``fill`` on H and W, taken at the strides' gcd and subsampled."""
+    kernel, strides = _pair(kernel_size, "kernel_size"), _pair(stride, "stride")
+    pad_h, pad_w = _pair(padding, "padding")
+    if pad_h or pad_w:
+        padded = ops.pad(x, ((0, 0), (pad_h, pad_h), (pad_w, pad_w), (0, 0)))
+        if fill:
+            inside = np.zeros(padded.shape[1:3], dtype=bool)
+            inside[pad_h:pad_h + x.shape[1], pad_w:pad_w + x.shape[2]] = True
+            border = np.where(inside, 0.0, fill).astype(x.dtype)[None, :, :, None]
+            padded = padded + Tensor(border, device=x.device, requires_grad=False)
+        x = padded
+    step = math.gcd(*strides)
+    windows = ops.Im2Col(kernel, step, 0)(x)
+    rows, columns = strides[0] // step, strides[1] // step
+    return windows if rows == columns == 1 else windows[:, ::rows, ::columns]
 
-    def pool(self, x: Tensor) -> Tensor:
-        return ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+class AvgPool2d(MaxPool2d):
+    """The mean of each K_h×K_w window of x (N, C, H, W), ``stride`` (default the kernel)
+    apart; zero ``padding`` counts in the mean (PyTorch's default)."""
+
+    fill = 0.0
+
+    def _pool(self, x: Tensor) -> Tensor:
+        if isinstance(self.kernel_size, int) and isinstance(self.stride, int) and \
+                isinstance(self.padding, int):
+            return ops.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return self._reduce(_windows(x, self.kernel_size, self.stride, self.padding, self.fill))
+
+    def _reduce(self, windows: Tensor) -> Tensor:
+        return ops.mean(windows, (3, 4))
 
 
 class AdaptiveAvgPool2d(Module):

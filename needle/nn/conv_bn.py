@@ -26,9 +26,11 @@ class ConvBatchNorm2d(Sequential):
         self.fused = fused
 
     def forward(self, x: Any) -> Tensor:
-        if not (self.training and self.fused) or is_reference_mode():
-            return super().forward(x)
         conv, norm = cast(Conv2d, self[0]), cast(BatchNorm2d, self[1])
+        stride, padding = conv.stride, conv.padding
+        if is_reference_mode() or not (self.training and self.fused and isinstance(stride, int)
+                and isinstance(padding, int)):  # pair or "same" arguments: the plain layers
+            return super().forward(x)
         if x.ndim != 4 or x.shape[1] != conv.in_channels:
             raise ValueError(f"ConvBatchNorm2d expects input (N, {conv.in_channels}, H, W), "
                              f"got shape {x.shape}")
@@ -36,6 +38,6 @@ class ConvBatchNorm2d(Sequential):
             init.zeros(conv.out_channels, device=x.device, dtype=x.dtype)
         out, mean, var = ops.conv_batch_norm(
             ops.permute(x, NCHW_TO_NHWC), conv.weight, bias, norm.weight, norm.bias,
-            conv.stride, conv.padding, norm.eps, self.relu)
+            stride, padding, norm.eps, self.relu)
         norm._update_running_stats(mean, var)
         return ops.permute(out, NHWC_TO_NCHW)

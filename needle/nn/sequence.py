@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import init, ops
-from ..autograd import Tensor
+from ..autograd import Tensor, no_grad
 from ..reference import is_reference_mode
 from ..backend_ndarray import Device
 from .module import Module, Parameter
@@ -35,18 +35,39 @@ class Embedding(Module):
     so its gradient is a scatter-add into the rows used, not a one-hot matrix product."""
 
     def __init__(self, num_embeddings: int, embedding_dim: int, device: Device | None = None,
-                 dtype: str = "float32"):
+                 dtype: str = "float32", padding_idx: int | None = None):
         super().__init__()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
         self.weight = Parameter(init.randn(num_embeddings, embedding_dim, device=device,
                                            dtype=dtype))
+        self.padding_idx = self._padding_index(padding_idx)
+        if self.padding_idx is not None:
+            with no_grad():
+                self.weight[self.padding_idx] = 0.0
+
+    def _padding_index(self, padding_idx: int | None) -> int | None:
+        """``padding_idx`` counted from 0 (negative counts from the end), checked."""
+        if padding_idx is None:
+            return None
+        if not -self.num_embeddings <= padding_idx < self.num_embeddings:
+            raise ValueError(f"padding_idx must lie in [-{self.num_embeddings}, "
+                             f"{self.num_embeddings}), got {padding_idx}")
+        return padding_idx % self.num_embeddings
 
     def forward(self, x: Any) -> Tensor:
-        return self.weight[token_ids(x, self.num_embeddings)]
+        ids = token_ids(x, self.num_embeddings)
+        rows = self.weight[ids]
+        if self.padding_idx is None:
+            return rows
+        # the padding row is looked up as a constant: it never receives a gradient
+        pad = Tensor((ids == self.padding_idx)[..., None], device=rows.device,
+                     requires_grad=False)
+        return ops.where(pad, Tensor.make_const(rows.cached_data), rows)
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        pad = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{pad}"
 
 
 def _uniform(*shape: int, bound: float, device: Device | None, dtype: str) -> Parameter:
@@ -190,15 +211,23 @@ def _hidden(state: State) -> Tensor:
 
 
 class _RecurrentNetwork(Module):
-    """Stacked recurrent cells over time-major sequences (seq_len, batch, features)."""
+    """Stacked recurrent cells over time-major sequences (seq_len, batch, features), or
+    batch-major ones (batch, seq_len, features) with ``batch_first`` (hidden states stay
+    (num_layers, batch, hidden), as in PyTorch). In training, ``dropout`` p drops the
+    outputs of every layer but the last (PyTorch's inter-layer dropout)."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int,
+                 batch_first: bool = False, dropout: float = 0.0):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {dropout}")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.num_layers = num_layers
+        self.batch_first = batch_first
+        self.dropout = dropout
 
     cells_name = ""  # the attribute that holds the cells, under its needle name
 
@@ -224,13 +253,22 @@ class _RecurrentNetwork(Module):
 
     def forward(self, x: Tensor, h: Any = None) -> tuple[Tensor, Any]:
         """x (seq_len, batch, input), h (num_layers, batch, hidden) or None ->
-        (output (seq_len, batch, hidden) of the last layer, final state of every layer)."""
+        (output (seq_len, batch, hidden) of the last layer, final state of every layer);
+        x and output are (batch, seq_len, ...) with ``batch_first``."""
         if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"{type(self).__name__} expects input (seq_len, batch, "
+            layout = "batch, seq_len" if self.batch_first else "seq_len, batch"
+            raise ValueError(f"{type(self).__name__} expects input ({layout}, "
                              f"{self.input_size}), got shape {x.shape}")
+        if self.batch_first:
+            output, state = self._time_major(ops.permute(x, (1, 0, 2)), h)
+            return ops.permute(output, (1, 0, 2)), state
+        return self._time_major(x, h)
+
+    def _time_major(self, x: Tensor, h: Any) -> tuple[Tensor, Any]:
         seq_len, batch_size, _ = x.shape
         finals = []
-        for cell, state in zip(self.cells, self.split_state(h, batch_size)):
+        for layer, (cell, state) in enumerate(zip(self.cells, self.split_state(h, batch_size))):
+            x = self._inter_layer_dropout(x, layer)
             projected = cell.project_input(x.reshape((seq_len * batch_size, x.shape[2])))
             outputs = []
             for x_t in ops.split(projected.reshape((seq_len, batch_size, -1)), 0):
@@ -240,8 +278,17 @@ class _RecurrentNetwork(Module):
             finals.append(state)
         return x, self.join_state(finals)
 
+    def _inter_layer_dropout(self, x: Tensor, layer: int) -> Tensor:
+        """The input of ``layer``: the layer below's output with dropout in training."""
+        if not (layer and self.dropout and self.training):
+            return x
+        keep = init.randb(*x.shape, p=1 - self.dropout, device=x.device)
+        return x * Tensor.make_const(keep.cached_data.astype(x.dtype) * (1 / (1 - self.dropout)))
+
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}"
+        extra = (", batch_first=True" if self.batch_first else "") + \
+            (f", dropout={self.dropout}" if self.dropout else "")
+        return f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}{extra}"
 
 
 class RNN(_RecurrentNetwork):
@@ -253,8 +300,8 @@ class RNN(_RecurrentNetwork):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, nonlinearity: str = "tanh", device: Device | None = None,
-                 dtype: str = "float32"):
-        super().__init__(input_size, hidden_size, num_layers)
+                 dtype: str = "float32", batch_first: bool = False, dropout: float = 0.0):
+        super().__init__(input_size, hidden_size, num_layers, batch_first, dropout)
         self.rnn_cells = self.make_cells(RNNCell, bias=bias, nonlinearity=nonlinearity,
                                          device=device, dtype=dtype)
 
@@ -265,8 +312,9 @@ class GRU(_RecurrentNetwork):
     cells_name = "gru_cells"
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bias: bool = True, device: Device | None = None, dtype: str = "float32"):
-        super().__init__(input_size, hidden_size, num_layers)
+                 bias: bool = True, device: Device | None = None, dtype: str = "float32",
+                 batch_first: bool = False, dropout: float = 0.0):
+        super().__init__(input_size, hidden_size, num_layers, batch_first, dropout)
         self.gru_cells = self.make_cells(GRUCell, bias=bias, device=device, dtype=dtype)
 
 
@@ -283,20 +331,19 @@ class LSTM(_RecurrentNetwork):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, device: Device | None = None, dtype: str = "float32",
-                 fused: bool = True):
-        super().__init__(input_size, hidden_size, num_layers)
+                 batch_first: bool = False, dropout: float = 0.0, fused: bool = True):
+        super().__init__(input_size, hidden_size, num_layers, batch_first, dropout)
         self.fused = fused
         self.lstm_cells = self.make_cells(LSTMCell, bias=bias, device=device, dtype=dtype)
 
-    def forward(self, x: Tensor, h: Any = None) -> tuple[Tensor, Any]:
+    def _time_major(self, x: Tensor, h: Any) -> tuple[Tensor, Any]:
         if not self.fused or is_reference_mode():
-            return super().forward(x, h)
-        if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"LSTM expects input (seq_len, batch, {self.input_size}), got "
-                             f"shape {x.shape}")
+            return super()._time_major(x, h)
         seq_len, batch_size, _ = x.shape
         hidden, finals = self.hidden_size, []
-        for cell, (h0, c0) in zip(self.cells, self.split_state(h, batch_size)):
+        for layer, (cell, (h0, c0)) in enumerate(zip(self.cells,
+                                                     self.split_state(h, batch_size))):
+            x = self._inter_layer_dropout(x, layer)
             projected = cell.project_input(x.reshape((seq_len * batch_size, x.shape[2])))
             states = ops.lstm_sequence(projected.reshape((seq_len, batch_size, 4 * hidden)),
                                        cell.W_hh, h0.reshape((batch_size, hidden)),

@@ -37,16 +37,17 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--checkpoint", required=True,
                         help="model.safetensors (or checkpoint.safetensors) written by train")
-    parser.add_argument("--model", choices=sorted(cli.MODELS), default="mlp_resnet")
+    parser.add_argument("--model", choices=sorted(cli.MODELS), default="mlp_resnet",
+                        help="the model the checkpoint holds")
     parser.add_argument("--dataset", choices=sorted(IMAGE_SHAPES) + ["ptb"], default=None,
                         help="the data the image model was trained on (default: digits)")
     parser.add_argument("--out", default="model.onnx", help="the ONNX file to write")
     parser.add_argument("--batch-size", type=cli.positive_int, default=1,
                         help="images (or sequences) per call of the exported graph")
-    parser.add_argument("--opset", type=int, default=17)
-    parser.add_argument("--hidden-dim", type=int, default=100)
-    parser.add_argument("--num-blocks", type=int, default=3)
-    parser.add_argument("--drop-prob", type=float, default=0.1)
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (17 or later)")
+    parser.add_argument("--hidden-dim", type=int, default=100, help="as given to train")
+    parser.add_argument("--num-blocks", type=int, default=3, help="as given to train")
+    parser.add_argument("--drop-prob", type=float, default=0.1, help="as given to train")
     for add_options in cli.TRAIN_OPTIONS:
         add_options(parser)
 

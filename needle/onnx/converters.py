@@ -399,6 +399,24 @@ CONVERTERS: dict[type, Converter] = {getattr(ops, name): converter for name, con
 UNRESOLVED = sorted(name for name in CONVERTER_NAMES if not hasattr(ops, name))
 
 
+def _with_subclasses(table: dict[type, Converter]) -> dict[type, Converter]:
+    """The table plus each op's subclasses (the fused ``Tanh`` computes what ``Tanh`` does
+    and differs only in its gradient), unless they have their own converter."""
+    out = dict(table)
+    pending: list[type] = list(table)
+    while pending:
+        cls = pending.pop()
+        subclasses: list[type] = cls.__subclasses__()
+        for sub in subclasses:
+            if sub not in out:
+                out[sub] = out[cls]
+                pending.append(sub)
+    return out
+
+
+CONVERTERS = _with_subclasses(CONVERTERS)
+
+
 # ---------------------------------------------------------------------- whole modules
 def embedding(g: GraphBuilder, module: nn.Embedding, args: tuple[Any, ...],
               ids: str) -> str:

@@ -7,10 +7,12 @@ runs). The names below are the fast forms where one exists.
 """
 
 from . import fused
+from .aliases import argmax, argmin, cat, clamp, torch_keywords
 from .axes import keepdims_shape, normalize_axes, reduced_shape
 from .broadcast import broadcast_tensors
 from .compose import mean, sqrt, sub
 from .convolution import out_size
+from .einsum import Einsum, einsum
 from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWiseDiv, EWiseMul,
                           EWisePow, Exp, Log, LogicalNot, Maximum, MulScalar, Negate,
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
@@ -26,7 +28,7 @@ from .fused.linear import Linear, linear
 from .fused.normalization import (Normalize, NormalizeAffineGrad, NormalizeGrad, batch_norm,
                                   normalize)
 from .fused.softmax import Softmax, softmax
-from .indexing import GetItem, IndexAdd, Where, getitem, index_add, where
+from .indexing import GetItem, IndexAdd, Where, getitem, index_add, setitem, where
 from .fused.conv_bn import ConvBatchNorm, Recorded, conv_batch_norm
 from .fused.lstm import LSTMSequence, LSTMSequenceGrad, lstm_sequence
 from .fused.pool import MaxPool, MaxPoolGrad, max_pool
@@ -34,6 +36,7 @@ from .logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
 from .loss import class_ids
 from .matmul import MatMul, ProductAdjoint, matmul
 from .reduce import Max, Summation, amax, summation
+from .sampling import multinomial
 from .shape import (BroadcastTo, Concatenate, Dilate, Flip, Pad, Permute, Reshape, Split, Stack,
                     UnDilate, broadcast_to, concatenate, dilate, flip, pad, permute, reshape,
                     split, stack, transpose, undilate)
@@ -64,3 +67,6 @@ __all__ = [
     "conv_weight", "im2col", "linear", "lstm_sequence", "max_pool", "max_pool2d", "normalize",
     "sigmoid", "softmax", "softmax_cross_entropy",
 ]
+# PyTorch's names and index reductions (issue 10)
+__all__ += ["argmax", "argmin", "cat", "clamp", "multinomial", "setitem", "torch_keywords"]
+__all__ += ["Einsum", "einsum"]

@@ -35,9 +35,16 @@ def broadcast_tensors(*tensors: Tensor) -> list[Tensor]:
 
 
 def binary_operands(lhs: Any, rhs: Any) -> list[Tensor]:
-    """Two operands as Tensors of one shape (either may be a number or numpy array)."""
-    if isinstance(lhs, Tensor) and isinstance(rhs, Tensor) and lhs.shape == rhs.shape:
+    """Two operands as Tensors of one shape and one dtype (either may be a number or numpy
+    array); dtypes follow PyTorch's promotion (``promotion.py``)."""
+    if isinstance(lhs, Tensor) and isinstance(rhs, Tensor) and lhs.shape == rhs.shape and \
+            lhs.dtype == rhs.dtype:
         return [lhs, rhs]  # the common case, on the hot path of every binary op
     like = lhs if isinstance(lhs, Tensor) else rhs
-    return broadcast_tensors(as_tensor(lhs, like), as_tensor(rhs, like))
+    lhs, rhs = as_tensor(lhs, like), as_tensor(rhs, like)
+    if lhs.dtype != rhs.dtype:
+        from .promotion import promote  # promotion builds on the elementwise ops, which use this
+
+        lhs, rhs = promote(lhs, rhs)
+    return broadcast_tensors(lhs, rhs)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import operator
 from typing import Any, Callable
 
+import numpy as np
+
 from ..autograd import NDArray, Tensor, TensorOp
 from .broadcast import binary_operands, is_scalar
 
@@ -32,17 +34,25 @@ class AddScalar(TensorOp):
         return out_grad
 
 
+def with_scalar(a: Tensor, scalar: Any, true_division: bool = False) -> Tensor:
+    """``a`` as float32 where PyTorch's promotion makes it so: a bool or integer tensor
+    meeting a float (or, in true division, any number). Otherwise ``a`` itself."""
+    if (true_division or isinstance(scalar, (float, np.floating))) and a.dtype.kind in "biu":
+        return astype(a, "float32")
+    return a
+
+
 def add(lhs: Any, rhs: Any) -> Tensor:
     """lhs + rhs, broadcasting; either may be a number."""
     if is_scalar(rhs):
-        return AddScalar(rhs)(lhs)
+        return AddScalar(rhs)(with_scalar(lhs, rhs))
     if is_scalar(lhs):
-        return AddScalar(lhs)(rhs)
+        return AddScalar(lhs)(with_scalar(rhs, lhs))
     return EWiseAdd()(*binary_operands(lhs, rhs))
 
 
 def add_scalar(a: Tensor, scalar: float) -> Tensor:
-    return AddScalar(scalar)(a)
+    return AddScalar(scalar)(with_scalar(a, scalar))
 
 
 class EWiseMul(TensorOp):
@@ -73,14 +83,14 @@ class MulScalar(TensorOp):
 def multiply(lhs: Any, rhs: Any) -> Tensor:
     """lhs * rhs, broadcasting; either may be a number."""
     if is_scalar(rhs):
-        return MulScalar(rhs)(lhs)
+        return MulScalar(rhs)(with_scalar(lhs, rhs))
     if is_scalar(lhs):
-        return MulScalar(lhs)(rhs)
+        return MulScalar(lhs)(with_scalar(rhs, lhs))
     return EWiseMul()(*binary_operands(lhs, rhs))
 
 
 def mul_scalar(a: Tensor, scalar: float) -> Tensor:
-    return MulScalar(scalar)(a)
+    return MulScalar(scalar)(with_scalar(a, scalar))
 
 
 class EWiseDiv(TensorOp):
@@ -110,14 +120,17 @@ class DivScalar(TensorOp):
 def divide(lhs: Any, rhs: Any) -> Tensor:
     """lhs / rhs, broadcasting; either may be a number."""
     if is_scalar(rhs):
-        return DivScalar(rhs)(lhs)
+        return DivScalar(rhs)(with_scalar(lhs, rhs, true_division=True))
     if is_scalar(lhs):
-        return MulScalar(lhs)(PowerScalar(-1)(rhs))
-    return EWiseDiv()(*binary_operands(lhs, rhs))
+        return MulScalar(lhs)(PowerScalar(-1)(with_scalar(rhs, lhs, true_division=True)))
+    lhs, rhs = binary_operands(lhs, rhs)
+    if lhs.dtype.kind in "biu":  # true division of integers gives float32 (PyTorch)
+        lhs, rhs = astype(lhs, "float32"), astype(rhs, "float32")
+    return EWiseDiv()(lhs, rhs)
 
 
 def divide_scalar(a: Tensor, scalar: float) -> Tensor:
-    return DivScalar(scalar)(a)
+    return DivScalar(scalar)(with_scalar(a, scalar, true_division=True))
 
 
 class EWisePow(TensorOp):
@@ -152,12 +165,12 @@ class PowerScalar(TensorOp):
 def power(lhs: Any, rhs: Any) -> Tensor:
     """lhs ** rhs elementwise, broadcasting; either may be a number."""
     if is_scalar(rhs):
-        return PowerScalar(rhs)(lhs)
+        return PowerScalar(rhs)(with_scalar(lhs, rhs))
     return EWisePow()(*binary_operands(lhs, rhs))
 
 
 def power_scalar(a: Tensor, scalar: float) -> Tensor:
-    return PowerScalar(scalar)(a)
+    return PowerScalar(scalar)(with_scalar(a, scalar))
 
 
 class Negate(TensorOp):

@@ -106,3 +106,18 @@ def where(condition: Tensor, lhs: Tensor | float, rhs: Tensor | float) -> Tensor
     if condition.dtype != np.bool_:
         raise TypeError(f"where: the condition must be boolean, got dtype {condition.dtype}")
     return Where()(*broadcast_tensors(condition, lhs, rhs))
+
+
+def setitem(a: Tensor, index: Any, value: Tensor | float) -> Tensor:
+    """A copy of ``a`` with ``a[index]`` replaced by ``value`` (broadcast): the recorded form
+    of ``a[index] = value``; the adjoint of ``a`` is zero at ``index``, ``value``'s is the
+    adjoint there (summed where an integer index repeats a position)."""
+    host = _host_index(index)
+    mask = np.zeros(a.shape, dtype=bool)
+    mask[host] = True
+    condition = Tensor.make_const(nd.array(mask, dtype="bool", device=a.device))
+    if not isinstance(value, Tensor):
+        return where(condition, value, a)
+    target = mask[host].shape
+    values = value if value.shape == target else value.broadcast_to(target)
+    return where(condition, IndexAdd(host, a.shape)(values), a)

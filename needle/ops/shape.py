@@ -41,16 +41,21 @@ class BroadcastTo(TensorOp):
         return a.broadcast_to(self.shape)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        in_shape = node.inputs[0].shape
-        lead = len(self.shape) - len(in_shape)
-        axes = tuple(range(lead)) + tuple(i + lead for i, d in enumerate(in_shape)
-                                          if d == 1 and self.shape[i + lead] != 1)
-        grad = summation(out_grad, axes) if axes else out_grad
-        return reshape(grad, in_shape) if grad.shape != in_shape else grad
+        return sum_to_shape(out_grad, node.inputs[0].shape)
 
 
 def broadcast_to(a: Tensor, shape: Shape) -> Tensor:
     return a if a.shape == tuple(shape) else BroadcastTo(shape)(a)
+
+
+def sum_to_shape(grad: Tensor, shape: Shape) -> Tensor:
+    """The adjoint of an operand of ``shape`` that was broadcast to ``grad.shape``: ``grad``
+    summed over the new leading axes and the stretched size-1 axes."""
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, d in enumerate(shape)
+                                      if d == 1 and grad.shape[i + lead] != 1)
+    grad = summation(grad, axes) if axes else grad
+    return reshape(grad, shape) if grad.shape != tuple(shape) else grad
 
 
 class Permute(TensorOp):

@@ -182,9 +182,11 @@ def test_command_line_trains_resnet9_on_cifar10_files(tmp_path, capsys):
     assert (out / "model.safetensors").is_file() and (out / "history.json").is_file()
 
 
-def test_command_line_says_when_cifar10_is_missing(tmp_path):
+def test_command_line_says_when_cifar10_is_missing(tmp_path, capsys):
     from needle.__main__ import main
 
-    with pytest.raises(FileNotFoundError, match="data_batch_1: no such CIFAR-10 batch file"):
+    with pytest.raises(SystemExit) as exit_info:  # one error line, status 2
         main(["train", "--model", "resnet9", "--dataset", "cifar10", "--data-dir",
               str(tmp_path), "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    assert "data_batch_1: no such CIFAR-10 batch file" in capsys.readouterr().err

@@ -117,7 +117,7 @@ def test_convert_sync_batchnorm_swaps_every_batchnorm_and_keeps_its_state():
     model.eval()
     before = model(x).numpy()
     converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    kinds = [type(m) for m in converted.modules()]
+    kinds = [type(m) for m in converted.submodules()]
     assert nn.BatchNorm1d not in kinds and kinds.count(nn.SyncBatchNorm) == 4
     assert all(a is b for a, b in zip(converted.parameters(), params))
     np.testing.assert_array_equal(converted(x).numpy(), before)
@@ -186,14 +186,14 @@ def test_evaluation_sums_over_ranks_and_uses_rank_zero_buffers():
     x = rng.standard_normal((37, DIM)).astype(np.float32)
     data = ndl.data.NDArrayDataset(x, rng.integers(0, 5, 37))
     model = mlp_resnet(nn.BatchNorm1d)
-    for module in model.modules():  # running statistics that differ by rank
+    for module in model.submodules():  # running statistics that differ by rank
         if isinstance(module, nn.BatchNorm1d):
             module.running_mean.data = ndl.Tensor(np.full(module.dim, 0.1 * R, np.float32))
     share = DistributedSampler(data, shuffle=False, pad=False)
     error, loss = ndl.train.epoch(ndl.data.DataLoader(data, 5, sampler=share), model)
     everyone = dist.all_gather_object(model.state_dict())
     assert all(max_difference(state, everyone[0]) == 0 for state in everyone)
-    for module in model.modules():
+    for module in model.submodules():
         if isinstance(module, nn.BatchNorm1d):
             assert np.all(module.running_mean.numpy() == 0)  # rank 0's
     whole_error, whole_loss = ndl.train.epoch(ndl.data.DataLoader(data, 37), model)
@@ -207,11 +207,11 @@ def test_convert_sync_batchnorm_unfuses_resnet9_conv_batchnorm():
     np.random.seed(0)
     model = ndl.models.ResNet9()
     x = ndl.Tensor(np.random.default_rng(6).standard_normal((4, 3, 32, 32)).astype(np.float32))
-    fused = [m for m in model.modules() if isinstance(m, nn.ConvBatchNorm2d)]
+    fused = [m for m in model.submodules() if isinstance(m, nn.ConvBatchNorm2d)]
     assert fused and all(m.fused for m in fused)
     before = model(x).numpy()
     nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    assert not any(type(m) is nn.BatchNorm2d for m in model.modules())
+    assert not any(type(m) is nn.BatchNorm2d for m in model.submodules())
     assert not any(m.fused for m in fused)
     if W == 1:
         np.testing.assert_allclose(model(x).numpy(), before, atol=1e-4)

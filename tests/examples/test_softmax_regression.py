@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("NEEDLE_DATA", ROOT.parent / "shared" / "data"))
 
 
-def run_example(*args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "NEEDLE_DATA": str(DATA)}
+def run_example(*args, cwd=ROOT, env=None):
+    env = env or {**os.environ, "PYTHONPATH": str(ROOT), "NEEDLE_DATA": str(DATA)}
     done = subprocess.run([sys.executable, str(ROOT / "examples" / "softmax_regression.py"), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     losses = [float(v) for v in re.findall(r"train loss (\d+\.\d+)", done.stdout)]
     accuracy = re.search(r"test accuracy (\d+\.\d+)", done.stdout)
@@ -35,4 +35,15 @@ def test_digits():
 def test_mnist():
     losses, accuracy = run_example("--data", "mnist", "--epochs", "1")
     assert losses[0] < 2.31
+    assert accuracy > 0.8
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "mnist" /
+                         "t10k-images-idx3-ubyte.gz").exists(),
+                    reason="needs the MNIST IDX files in ../shared/data/mnist")
+def test_mnist_is_found_from_any_directory_without_needle_data(tmp_path):
+    """The command line's lookup: $NEEDLE_DATA, else ../shared/data beside the project."""
+    env = {k: v for k, v in os.environ.items() if k != "NEEDLE_DATA"}
+    env["PYTHONPATH"] = str(ROOT)
+    losses, accuracy = run_example("--data", "mnist", "--epochs", "1", cwd=tmp_path, env=env)
     assert accuracy > 0.8

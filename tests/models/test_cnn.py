@@ -101,8 +101,8 @@ def _mnist_available() -> bool:
 def test_cnn_reaches_98_percent_on_mnist_holdout_in_5_epochs(tmp_path):
     """python -m needle train --model cnn --dataset mnist: first 8,000 real MNIST test images
     for training, the last 2,000 held out."""
-    main(["train", "--model", "cnn", "--dataset", "mnist", "--epochs", "5", "--batch-size",
-          "32", "--lr", "2e-3", "--weight-decay", "0", "--out", str(tmp_path), "--no-progress"])
+    main(["train", "--model", "cnn", "--dataset", "mnist", "--out", str(tmp_path),
+          "--no-progress"])  # the defaults: 5 epochs of batch 32, no weight decay
     history = json.loads((tmp_path / "history.json").read_text())
     assert len(history) == 5
     assert history[-1]["test_acc"] >= 0.98, history

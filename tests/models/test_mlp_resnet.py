@@ -32,7 +32,7 @@ def _torch_mlp_resnet(dim, hidden, blocks, classes):
 
 def _copy_weights(model, ref):
     """needle -> torch; Linear weights transposed, biases (1, out) flattened."""
-    ours = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.BatchNorm1d))]
+    ours = [m for m in model.submodules() if isinstance(m, (nn.Linear, nn.BatchNorm1d))]
     theirs = [m for m in ref.modules()
               if isinstance(m, (torch.nn.Linear, torch.nn.BatchNorm1d))]
     assert [type(m).__name__ for m in ours] == [type(m).__name__ for m in theirs]
@@ -56,7 +56,7 @@ def test_structure_follows_seed_002():
     assert sum(p.size for p in model.parameters()) == sum(
         p.numel() for p in _torch_mlp_resnet(784, 100, 3, 10).parameters())
     norm = MLPResNet(20, hidden_dim=8, num_blocks=1, norm=nn.LayerNorm1d)
-    assert any(isinstance(m, nn.LayerNorm1d) for m in norm.modules())
+    assert any(isinstance(m, nn.LayerNorm1d) for m in norm.submodules())
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -112,7 +112,7 @@ def test_resnet9_eval_mode_uses_the_running_statistics(twins):
     test_inputs = ndl.Tensor(test, dtype="float64", requires_grad=False)
     with ndl.no_grad():
         train_logits = model(test_inputs).numpy()  # batch statistics (and moves the running)
-    norms = [m for m in model.modules() if isinstance(m, ndl.nn.BatchNorm2d)]
+    norms = [m for m in model.submodules() if isinstance(m, ndl.nn.BatchNorm2d)]
     t_norms = [m for m in twin.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(norms) == len(t_norms) == 8
     for norm, t_norm in zip(norms, t_norms):

@@ -22,18 +22,18 @@ class _Net(nn.Module):
 def test_parameters_are_found_recursively_in_definition_order():
     net = _Net()
     names = [name for name, _ in net.named_parameters()]
-    assert names == ["body.layers.0.weight", "body.layers.0.bias", "body.layers.1.weight",
-                     "body.layers.1.bias", "heads.0.weight", "heads.0.bias", "heads.1.weight",
+    assert names == ["body.modules.0.weight", "body.modules.0.bias", "body.modules.1.weight",
+                     "body.modules.1.bias", "heads.0.weight", "heads.0.bias", "heads.1.weight",
                      "scale"]
     assert [id(p) for p in net.parameters()] == [id(p) for _, p in net.named_parameters()]
-    assert len(net.children()) == 3 and len(net.modules()) == 7
+    assert len(net.children()) == 3 and len(net.submodules()) == 7
 
 
 def test_train_and_eval_reach_every_module():
     net = _Net().eval()
-    assert not any(m.training for m in net.modules())
+    assert not any(m.training for m in net.submodules())
     net.train()
-    assert all(m.training for m in net.modules())
+    assert all(m.training for m in net.submodules())
 
 
 def test_state_dict_includes_running_statistics_and_round_trips():
@@ -41,8 +41,8 @@ def test_state_dict_includes_running_statistics_and_round_trips():
     net = _Net()
     net(ndl.Tensor(np.random.randn(5, 4).astype(np.float32)))  # moves the running stats
     state = net.state_dict()
-    assert "body.layers.1.running_mean" in state and "body.layers.1.running_var" in state
-    assert not np.allclose(state["body.layers.1.running_mean"], 0)
+    assert "body.modules.1.running_mean" in state and "body.modules.1.running_var" in state
+    assert not np.allclose(state["body.modules.1.running_mean"], 0)
     np.random.seed(1)
     other = _Net()
     other.load_state_dict(state)

@@ -23,7 +23,7 @@ def test_broadcast_gradient_sums_over_the_repeated_axes():
 
 
 def test_numpy_arrays_and_numbers_are_constants_on_the_tensors_device():
-    x = ndl.Tensor(np.arange(6.0).reshape(2, 3))
+    x = ndl.Tensor(np.arange(6.0, dtype=np.float32).reshape(2, 3))
     assert (x + 1).dtype == np.float32  # a Python number takes the tensor's dtype
     out = x * np.array([1.0, 2.0, 3.0], np.float32) + 1
     assert out.dtype == np.float32 and out.device == x.device

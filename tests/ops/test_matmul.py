@@ -46,7 +46,7 @@ def test_matmul_of_transposed_and_sliced_views():
 def test_matmul_method_and_reflected_operator():
     a, b = normal(2, (3, 4), (4, 2))
     check_op(lambda x, y: x.matmul(y), torch.matmul, a, b, name="Tensor.matmul")
-    out = a.astype(np.float32) @ ndl.Tensor(b)  # numpy defers to Tensor.__rmatmul__
+    out = a.astype(np.float32) @ ndl.Tensor(b.astype(np.float32))  # numpy defers to Tensor.__rmatmul__
     assert isinstance(out, ndl.Tensor)
     np.testing.assert_allclose(out.numpy(), a @ b, rtol=1e-5)
 

@@ -221,4 +221,4 @@ def test_schedulers_match_torch(make, make_torch):
         tscheduler.step()
     restored = make(optim.SGD([ndl.nn.Parameter(np.ones(1, np.float32))], lr=0.1))
     restored.load_state_dict(scheduler.state_dict())
-    assert restored.get_last_lr() == opt.lr
+    assert restored.get_last_lr() == [opt.lr]

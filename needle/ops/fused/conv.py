@@ -309,6 +309,7 @@ class Im2Col(TensorOp):
         self.stride = stride
         self.padding = padding
         self.fill = fill
+        self.may_produce_inf = math.isinf(fill)  # max pooling pads with -inf (detect_anomaly)
 
     def compute(self, a: NDArray) -> NDArray:
         padding = (self.padding, self.padding)
