@@ -68,3 +68,23 @@ def test_a_batch_that_does_not_split_evenly_is_refused_before_launching(launcher
     assert result.returncode != 0
     assert "--batch-size 100 must be a multiple of the 3 ranks" in result.stderr
     assert not np.any([name.endswith(".json") for name in os.listdir(tmp_path)])
+
+
+def test_mpiexec_runs_the_command_line_data_parallel_with_rank_zero_output(mpirun, tmp_path):
+    out = str(tmp_path / "run")
+    result = mpirun("-m", "needle", "train", "--epochs", "1", "--batch-size", "64", "--out",
+                    out, "--no-progress", timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "distributed: 2 ranks, global batch 64 = 2 x 32 per rank"
+    assert sum(line.startswith("epoch") for line in lines) == 1  # rank 0 alone prints
+    assert sorted(os.listdir(out)) == ["checkpoint.safetensors", "curves.png", "history.json",
+                                       "model.safetensors", "run.json"]
+
+
+def test_a_user_error_under_mpiexec_ends_the_job_with_its_message(mpirun, tmp_path):
+    result = mpirun("-m", "needle", "train", "--epochs", "1", "--out", str(tmp_path),
+                    "--nproc", "2", timeout=120)
+    assert result.returncode == 2
+    assert "error: rank 0: --nproc starts its own MPI job: leave it out under mpiexec" in \
+        result.stderr
