@@ -32,9 +32,11 @@ test: $(VENV)/.test
 	$(PY) -m pytest -n 2 needle tests
 	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS)
+	NEEDLE_REFERENCE=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS) -m "not slow"
 
 test-reference: $(VENV)/.test
 	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
+	NEEDLE_REFERENCE=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS) -m "not slow"
 
 test-fast: $(VENV)/.test
 	$(PY) -m pytest -n 2 -m "not slow" needle tests
