@@ -57,7 +57,7 @@ from . import labs, lm_command, nn, optim, viz
 from .backend_ndarray import allocator
 from .models import CNN, MLPResNet, ResNet9
 from .callbacks import Recorder, SchedulerStep
-from .distributed.launch import launch, without_option
+from .distributed.launch import launch, rerun_command, without_option
 from .generate import write_config
 from .learner import Learner
 from .onnx import command as onnx_command
@@ -763,7 +763,8 @@ def interrupted(args: argparse.Namespace, argv: list[str]) -> str:
         write_history(history, args.out)  # the outputs match the checkpoint that resumes
     done = len(history)
     return (f"interrupted during epoch {done + 1}: epochs 1-{done} are saved in "
-            f"{checkpoint_path(args.out)}; resume with:\n  {resume_command(argv, args.out)}")
+            f"{checkpoint_path(args.out)}; resume with:\n  "
+            f"{rerun_command(resume_command(argv, args.out))}")
 
 
 if __name__ == "__main__":

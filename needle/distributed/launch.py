@@ -7,8 +7,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
+
+from . import comm
+
+LAUNCHED_BY = "NEEDLE_NPROC"  # set in the ranks that ``train --nproc`` starts
 
 # each rank gets its share of the cores for BLAS unless the user set these
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -19,7 +24,7 @@ def find_mpiexec() -> str:
     beside = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     found = beside if os.path.isfile(beside) else shutil.which("mpiexec")
     if found is None or importlib.util.find_spec("mpi4py") is None:
-        raise SystemExit("--nproc needs mpi4py and an MPI launcher (mpiexec), which the "
+        raise FileNotFoundError("--nproc needs mpi4py and an MPI launcher (mpiexec), which the "
                          "distributed extra installs: pip install 'needle[distributed]'")
     return found
 
@@ -39,9 +44,26 @@ def without_option(argv: list[str], flag: str) -> list[str]:
 
 def launch(nproc: int, module_argv: list[str]) -> int:
     """Run ``python -m needle MODULE_ARGV`` as ``nproc`` ranks of one MPI job on this
-    machine; returns the job's exit status (non-zero when any rank failed)."""
-    env = dict(os.environ)
+    machine; returns the job's exit status (non-zero when any rank failed). Ctrl-C is the
+    job's to handle (mpiexec passes it to the ranks): this process waits for its end."""
+    env = dict(os.environ, **{LAUNCHED_BY: str(nproc)})
     for name in THREAD_VARIABLES:
         env.setdefault(name, str(max(1, (os.cpu_count() or 1) // nproc)))
     command = [find_mpiexec(), "-n", str(nproc), sys.executable, "-m", "needle", *module_argv]
-    return subprocess.call(command, env=env)
+    job = subprocess.Popen(command, env=env)
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)  # not SIG_IGN,
+    try:                                                 # which the ranks would inherit
+        return job.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def rerun_command(command: str) -> str:
+    """``command`` (a ``python -m needle ...`` line) as this job would be started again:
+    with ``--nproc N`` or under ``mpiexec -n N`` as it was; unchanged in one process."""
+    world = comm.world_size()
+    if world == 1:
+        return command
+    if os.environ.get(LAUNCHED_BY):
+        return f"{command} --nproc {world}"
+    return f"mpiexec -n {world} {command}"

@@ -88,3 +88,12 @@ def test_a_user_error_under_mpiexec_ends_the_job_with_its_message(mpirun, tmp_pa
     assert result.returncode == 2
     assert "error: rank 0: --nproc starts its own MPI job: leave it out under mpiexec" in \
         result.stderr
+
+
+def test_the_resume_command_restarts_the_job_as_it_was_started(monkeypatch):
+    from needle.distributed.launch import LAUNCHED_BY, rerun_command
+    world, line = dist.world_size(), "python -m needle train --resume ckpt"
+    monkeypatch.delenv(LAUNCHED_BY, raising=False)
+    assert rerun_command(line) == (line if world == 1 else f"mpiexec -n {world} {line}")
+    monkeypatch.setenv(LAUNCHED_BY, str(world))
+    assert rerun_command(line) == (line if world == 1 else f"{line} --nproc {world}")
