@@ -29,7 +29,7 @@ def mlp_resnet_step(dim: int, hidden: int, batch: int) -> Callable[[], None]:
     np.random.seed(0)
     model = ndl.models.MLPResNet(dim, hidden_dim=hidden, num_blocks=3)
     opt = ndl.optim.Adam(model.parameters(), lr=1e-3)
-    x = ndl.Tensor(np.random.randn(batch, dim), requires_grad=False)
+    x = ndl.Tensor(np.random.randn(batch, dim), dtype="float32", requires_grad=False)
     y = ndl.Tensor(np.random.randint(0, 10, batch))
     loss_fn = nn.SoftmaxLoss()
 

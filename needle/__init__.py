@@ -31,7 +31,7 @@ from .serialization import load, save
 from .solver import Solver
 from . import viz
 from .anomaly import detect_anomaly
-from .gradcheck import gradcheck, gradgradcheck
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .profiler import profile
 from .seed import manual_seed
 

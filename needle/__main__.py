@@ -269,10 +269,11 @@ def epoch_printer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
     """Logs each epoch (``RunLog``: printed, history and curves written); with
     ``--profile``, the profile of the first epoch after it."""
     def on_epoch(entry: dict[str, Any]) -> None:
-        args.log(entry)
         prof = vars(args).pop("profiler", None)
-        if prof is not None:
+        if prof is not None:  # stopped before the outputs are written: the epoch alone
             prof.__exit__(None, None, None)
+        args.log(entry)
+        if prof is not None:
             report(f"profile of epoch {entry['epoch']}:\n{prof.table(row_limit=25)}")
     return on_epoch
 

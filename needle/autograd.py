@@ -117,7 +117,8 @@ class Value:
 
     def __del__(self) -> None:
         global TENSOR_COUNTER
-        TENSOR_COUNTER -= 1
+        if TENSOR_COUNTER is not None:  # None while the interpreter tears the module down
+            TENSOR_COUNTER -= 1
 
     def realize_cached_data(self) -> Any:
         return self.cached_data

@@ -4,19 +4,25 @@
         train_step()
     print(prof.table())
 
-Rows are (op class, phase), with call count, total and mean time and the bytes the op
-allocated (views allocate nothing):
+Rows are (name, phase), with call count, total and mean time and the bytes allocated
+(views allocate nothing):
 
-- ``forward``: each op's ``compute``;
+- ``forward``: each op's ``compute``, by op class;
+- ``module``: each module's own Python in its ``__call__``/``forward`` (argument checks,
+  reshapes of arguments, calls into ops), by module class — the ops it runs and the
+  modules it calls have their own rows, so a module row is its *exclusive* time;
 - ``backward``: everything ``backward()`` does for a node — summing its adjoints and
   running its op's ``gradient`` (the elementary ops that gradient runs are counted in this
   row, not as forward ops); ``AccumulateGrad`` is the tail of the pass (the leaves'
-  adjoints);
-- ``optimizer``: each ``Optimizer.step()``.
+  adjoints) and ``backward()`` the engine's own work around the nodes (the topological
+  sort, the default ``out_grad``, freeing the graph);
+- ``optimizer``: each ``Optimizer.step()`` and ``zero_grad()`` (which ``reset_grad()`` calls);
+- ``data``: each batch a ``DataLoader`` yields (fetching, collating).
 
-The table ends with the sum of the rows against the block's wall time: the rest is Python
-between ops (model code, data loading). On a GPU each op is synchronised before its time is
-taken. The profiler is a tracer (``needle.tracing``): when no profile is active it costs
+The table ends with the sum of the rows against the block's wall time; the rest is the
+caller's own Python between these calls (metrics on numpy arrays, printing). On a GPU each
+op is synchronised before its time is taken. The profiler is a tracer (``needle.tracing``)
+and patches the methods above only while it is active: when no profile is active it costs
 nothing beyond the engine's one ``is None`` test per op.
 """
 
@@ -29,9 +35,13 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import optim
+from . import autograd, nn, optim
 from .backend_ndarray.buffers import allocated_bytes
+from .data.dataloader import DataLoader
 from .tracing import Tracer
+
+
+_END = object()  # what next() gives at the end of a loader's batches
 
 
 @dataclass
@@ -77,8 +87,9 @@ class profile(Tracer):
         self._nested = 0  # > 0 inside a backward pass or an optimiser step
         self._lap = 0.0
         self._pending_bytes = 0
-        self._patched: list[tuple[type, Callable[..., Any]]] = []
+        self._patched: list[tuple[type, str, Callable[..., Any]]] = []
         self._in_step = False
+        self._accounted = 0.0  # seconds in rows so far: what an enclosing call excludes
 
     def _add(self, name: str, phase: str, seconds: float, nbytes: int) -> None:
         row = self._rows.get((name, phase))
@@ -87,6 +98,7 @@ class profile(Tracer):
         row.calls += 1
         row.seconds += seconds
         row.bytes += nbytes
+        self._accounted += seconds
 
     # ------------------------------------------------------------------ tracer hooks
     def forward(self, op: Any, inputs: Sequence[Any], value: Any) -> None:
@@ -140,12 +152,50 @@ class profile(Tracer):
                 self._pending_bytes = outer_bytes
         return timed
 
+    def _exclusive(self, call: Callable[..., Any], name: Callable[[Any], str],
+                   phase: str) -> Callable[..., Any]:
+        """``call`` timed into the row (name(obj), phase), less the time of the rows added
+        while it ran (the ops and modules inside it have their own)."""
+        def timed(obj: Any, *args: Any, **kwargs: Any) -> Any:
+            start, accounted = time.perf_counter(), self._accounted
+            try:
+                return call(obj, *args, **kwargs)
+            finally:
+                inner = self._accounted - accounted
+                self._add(name(obj), phase, time.perf_counter() - start - inner, 0)
+        return timed
+
+    def _timed_batches(self, iterate: Callable[..., Iterator[Any]]) -> Callable[..., Any]:
+        """A DataLoader's ``__iter__`` whose every batch is timed into ("DataLoader", data)."""
+        def batches(loader: Any) -> Iterator[Any]:
+            items = iterate(loader)
+            while True:
+                start, accounted = time.perf_counter(), self._accounted
+                batch = next(items, _END)
+                if batch is _END:
+                    return
+                inner = self._accounted - accounted
+                self._add(type(loader).__name__, "data", time.perf_counter() - start - inner, 0)
+                yield batch
+        return batches
+
+    def _patch(self, cls: type, method: str, timed: Callable[..., Any]) -> None:
+        self._patched.append((cls, method, vars(cls)[method]))
+        setattr(cls, method, timed)
+
     # ------------------------------------------------------------------ the block
     def __enter__(self) -> profile:
-        for cls in _optimizer_classes():
+        for cls in _subclasses(optim.Optimizer):
             if "step" in vars(cls):
-                self._patched.append((cls, vars(cls)["step"]))
-                setattr(cls, "step", self._timed_step(vars(cls)["step"]))
+                self._patch(cls, "step", self._timed_step(vars(cls)["step"]))
+        self._patch(optim.Optimizer, "zero_grad", self._exclusive(  # reset_grad calls it
+            vars(optim.Optimizer)["zero_grad"], lambda opt: f"{type(opt).__name__}.zero_grad",
+            "optimizer"))
+        self._patch(nn.Module, "__call__", self._exclusive(
+            vars(nn.Module)["__call__"], lambda module: type(module).__name__, "module"))
+        self._patch(autograd.Tensor, "backward", self._exclusive(
+            vars(autograd.Tensor)["backward"], lambda _: "backward()", "backward"))
+        self._patch(DataLoader, "__iter__", self._timed_batches(vars(DataLoader)["__iter__"]))
         super().__enter__()
         self._started = time.perf_counter()
         return self
@@ -153,8 +203,8 @@ class profile(Tracer):
     def __exit__(self, *exc: object) -> None:
         self.wall_seconds = time.perf_counter() - self._started
         super().__exit__(*exc)
-        for cls, step in reversed(self._patched):
-            setattr(cls, "step", step)
+        for cls, method, original in reversed(self._patched):
+            setattr(cls, method, original)
         self._patched.clear()
 
     # ------------------------------------------------------------------ results
@@ -164,7 +214,7 @@ class profile(Tracer):
 
     @property
     def total_seconds(self) -> float:
-        """The time inside ops, backward steps and optimiser steps (the sum of the rows)."""
+        """The time in the rows: ops, modules, backward, optimiser and data (their sum)."""
         return sum(r.seconds for r in self._rows.values())
 
     def table(self, row_limit: int | None = None) -> str:
@@ -180,17 +230,19 @@ class profile(Tracer):
                   f"{_human_bytes(r.bytes):>12}" for r in rows]
         rest = max(self.wall_seconds - self.total_seconds, 0.0)
         lines += ["-" * len(head),
-                  f"outside ops (Python between them: model code, data, RNG): "
+                  f"outside these rows (the caller's own Python: metrics, printing): "
                   f"{rest * 1e3:.2f} ms ({100 * rest / wall:.1f} %)",
-                  f"ops, backward and optimizer steps: {self.total_seconds * 1e3:.2f} ms of "
+                  f"ops, modules, backward, optimizer and data: "
+                  f"{self.total_seconds * 1e3:.2f} ms of "
                   f"{self.wall_seconds * 1e3:.2f} ms wall time "
                   f"({100 * self.total_seconds / wall:.1f} %)"]
         return "\n".join(lines)
 
 
-def _optimizer_classes() -> list[type]:
+def _subclasses(base: type) -> list[type]:
+    """``base`` and every class derived from it."""
     found: list[type] = []
-    todo: list[type] = [optim.Optimizer]
+    todo: list[type] = [base]
     while todo:
         cls = todo.pop()
         found.append(cls)

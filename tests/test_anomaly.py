@@ -57,7 +57,7 @@ def test_anomaly_mode_computes_the_same_training_step():
     def step():
         np.random.seed(0)
         model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
-        x = ndl.Tensor(np.random.randn(5, 6))
+        x = ndl.Tensor(np.random.randn(5, 6).astype("float32"))
         loss = nn.SoftmaxLoss()(model(x), ndl.Tensor(np.array([0, 1, 2, 1, 0])))
         loss.backward()
         return loss.numpy(), [p.grad.numpy() for p in model.parameters()]
@@ -103,7 +103,7 @@ class _Log(nn.Module):
 def test_check_finite_names_the_first_module_whose_output_is_not_finite():
     np.random.seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.ReLU(), _Log()), nn.Linear(4, 2))
-    x = ndl.Tensor(np.random.randn(5, 3))
+    x = ndl.Tensor(np.random.randn(5, 3).astype("float32"))
     with nn.check_finite(model):
         with pytest.raises(FloatingPointError, match=r"the output of \w+\.1\.\w+\.1 "
                                                      r"\(_Log\) holds 0 NaN and \d+ Inf.*"

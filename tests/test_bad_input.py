@@ -51,6 +51,12 @@ CASES: dict[str, tuple[Callable[[Any], Any], type[Exception], str]] = {
                          r"at least 2 dims, got shape \(2,\)"),
     "matmul of 0-d": (lambda _: ndl.matmul(t(), X), ValueError, r"at least 1 dim.*\(\) @"),
     "matmul inner sizes": (lambda _: X @ X, ValueError, "inner dimensions differ"),
+    # products do not promote (as in PyTorch), on the fused path as in the composition
+    "linear of mixed dtypes": (lambda _: nn.Linear(3, 2)(t(4, 3, dtype=np.float64)), TypeError,
+                               r"linear needs operands of one dtype, got float64 \(shape "
+                               r"\(4, 3\)\), float32"),
+    "conv of mixed dtypes": (lambda _: nn.Conv(2, 3, 3)(t(1, 2, 5, 5, dtype=np.float64)),
+                             TypeError, "conv needs operands of one dtype, got float64"),
     "reshape size": (lambda _: X.reshape((4,)), ValueError, r"\(2, 3\).*into shape \(4,\)"),
     "broadcast shapes": (lambda _: X.broadcast_to((3, 3)), ValueError, "cannot be broadcast"),
     "permute repeated": (lambda _: ndl.permute(X, (0, 0)), ValueError, "permutation"),

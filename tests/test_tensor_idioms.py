@@ -129,7 +129,7 @@ def test_inplace_update_under_no_grad_changes_the_parameter():
     np.random.seed(0)
     model = ndl.nn.Linear(3, 1)
     before = model.weight.numpy().copy()
-    model(ndl.Tensor(_a(5, 3))).sum().backward()
+    model(ndl.Tensor(_a(5, 3).astype(np.float32))).sum().backward()
     with ndl.no_grad():
         for p in model.parameters():
             p -= 0.1 * p.grad

@@ -1,6 +1,6 @@
 """A custom op ported from ``torch.autograd.Function``: softplus(x) = log(1 + e^x), its
 gradient written in needle ops (so it has a second derivative), checked with
-``ndl.testing.gradcheck`` as in docs/custom_ops.md, and a Hessian-vector product of
+``ndl.gradcheck`` and ``ndl.gradgradcheck`` as in docs/custom_ops.md, and a Hessian-vector product of
 f(x) = sum(w * softplus(x)^2).
 
     PYTHONPATH=. python examples/from_pytorch/custom_op.py
@@ -72,9 +72,8 @@ def hessian_vector_product(x: np.ndarray, w: np.ndarray, v: np.ndarray
 def main() -> None:
     rng = np.random.default_rng(0)
     x, w, v = (rng.standard_normal(5) for _ in range(3))
-    print("gradcheck:", ndl.testing.gradcheck(softplus, x * 10))
-    print("gradcheck of the gradient:",
-          ndl.testing.gradcheck(lambda t: ndl.sigmoid(t) * softplus(t), x))
+    print("gradcheck:", ndl.gradcheck(softplus, x * 10))
+    print("gradgradcheck:", ndl.gradgradcheck(softplus, x))
     f, grad, hv = hessian_vector_product(x, w, v)
     print(f"f = {f:.6f}\ngrad = {np.round(grad, 6)}\nHv = {np.round(hv, 6)}")
 

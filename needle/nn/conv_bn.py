@@ -28,12 +28,12 @@ class ConvBatchNorm2d(Sequential):
     def forward(self, x: Any) -> Tensor:
         conv, norm = cast(Conv2d, self[0]), cast(BatchNorm2d, self[1])
         stride, padding = conv.stride, conv.padding
-        if is_reference_mode() or not (self.training and self.fused and isinstance(stride, int)
-                and isinstance(padding, int)):  # pair or "same" arguments: the plain layers
-            return super().forward(x)
         if x.ndim != 4 or x.shape[1] != conv.in_channels:
             raise ValueError(f"ConvBatchNorm2d expects input (N, {conv.in_channels}, H, W), "
                              f"got shape {x.shape}")
+        if is_reference_mode() or not (self.training and self.fused and isinstance(stride, int)
+                and isinstance(padding, int)):  # pair or "same" arguments: the plain layers
+            return super().forward(x)
         bias = conv.bias if conv.bias is not None else \
             init.zeros(conv.out_channels, device=x.device, dtype=x.dtype)
         out, mean, var = ops.conv_batch_norm(

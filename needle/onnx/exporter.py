@@ -19,6 +19,7 @@ from onnx import helper
 
 from .. import nn
 from ..autograd import TensorTuple, Value
+from ..reference import reference_mode
 from .converters import (CONVERTER_NAMES, CONVERTERS, MODULE_RULES, Node, UnsupportedOpError, Windows,
                          no_mapping_message)
 from .graph import GraphBuilder, tensor_type
@@ -112,13 +113,18 @@ def _warn_if_training(modules: list[nn.Module]) -> None:
 
 
 def trace_eval(model: nn.Module, example_input: Any) -> Trace:
-    """Trace ``model`` in eval mode (warning when it was training), then restore modes."""
+    """Trace ``model`` in eval mode (warning when it was training), then restore modes.
+
+    The trace always takes the fast path, even inside ``reference_mode()``: its fused
+    primitives (convolution, pooling, linear, softmax) are what map one-to-one onto ONNX
+    operators, so one model exports to the same file in either mode."""
     modules = _all_modules(model)
     _warn_if_training(modules)
     modes = [m.training for m in modules]
     model.eval()
     try:
-        return trace(model, example_input, tuple(MODULE_RULES))
+        with reference_mode(False):
+            return trace(model, example_input, tuple(MODULE_RULES))
     finally:
         for m, mode in zip(modules, modes):
             m.training = mode

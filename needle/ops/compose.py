@@ -13,6 +13,7 @@ from .axes import Axes, normalize_axes
 from .broadcast import is_scalar
 from .elementwise import add, add_scalar, exp, negate, power_scalar, tanh
 from .matmul import matmul
+from .promotion import check_one_dtype
 from .reduce import amax, summation
 
 
@@ -67,3 +68,4 @@ def check_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     if bias is not None and bias.shape not in ((weight.shape[1],), (1, weight.shape[1])):
         raise ValueError(f"linear: bias must have shape ({weight.shape[1]},) or "
                          f"(1, {weight.shape[1]}), got {bias.shape}")
+    check_one_dtype("linear", x, weight, bias)

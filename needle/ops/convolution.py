@@ -14,6 +14,7 @@ import numpy as np
 from .. import backend_ndarray as nd
 from ..autograd import Tensor, sum_node_list
 from .indexing import index_add
+from .promotion import check_one_dtype
 from .reduce import amax
 from .shape import pad, stack
 
@@ -91,7 +92,7 @@ def windows(a: Tensor, kernel_size: int, stride: int, padding: int,
     if padding and fill:  # a constant that is ``fill`` on the border and 0 inside
         border = np.full(padded.shape, fill, dtype=a.dtype)
         border[:, padding:-padding, padding:-padding, :] = 0
-        padded = padded + Tensor.make_const(nd.array(border, device=a.device))
+        padded = padded + Tensor.make_const(nd.array(border, device=a.device, dtype=a.dtype))
     out_hw = (out_size(a.shape[1], kernel_size, stride, padding),
               out_size(a.shape[2], kernel_size, stride, padding))
     return stack([padded[tap(i, j, out_hw, stride)] for i in range(kernel_size)
@@ -100,11 +101,14 @@ def windows(a: Tensor, kernel_size: int, stride: int, padding: int,
 
 def max_pool2d(a: Tensor, kernel_size: int, stride: int | None = None,
                padding: int = 0) -> Tensor:
-    """The max of each K×K window of a (N, H, W, C), ``stride`` (default K) apart, with
-    -inf padding; the gradient is shared evenly among tied maxima."""
+    """The max of each K×K window of a (N, H, W, C), ``stride`` (default K) apart, padded
+    with the dtype's lowest finite value (as good as -inf: padding ≤ K/2 leaves every window
+    a real element, and no infinity ever enters the graph); the gradient is shared evenly
+    among tied maxima."""
     stride = kernel_size if stride is None else stride
     check_pool(a, kernel_size, stride, padding, "max_pool2d")
-    return amax(windows(a, kernel_size, stride, padding, float("-inf")), 4)
+    lowest = float(np.finfo(a.dtype).min)
+    return amax(windows(a, kernel_size, stride, padding, lowest), 4)
 
 
 def avg_pool2d(a: Tensor, kernel_size: int, stride: int | None = None,
@@ -120,6 +124,7 @@ def check_bias(bias: Tensor, b: Tensor) -> None:
     if bias.shape != (b.shape[3],):
         raise ValueError(f"conv: bias must have shape ({b.shape[3]},) to match the weight "
                          f"{b.shape}, got {bias.shape}")
+    check_one_dtype("conv", b, bias)
 
 
 # ---------------------------------------------------------------------- argument checks
@@ -152,6 +157,7 @@ def check_conv(a: Tensor, b: Tensor, stride: int, padding: int) -> None:
     if a.shape[3] != b.shape[2]:
         raise ValueError(f"conv: the input has {a.shape[3]} channels (shape {a.shape}) but "
                          f"the weight expects C_in={b.shape[2]} (shape {b.shape})")
+    check_one_dtype("conv", a, b)
 
 
 def check_conv_transpose(a: Tensor, b: Tensor, stride: int, padding: int,
@@ -164,6 +170,7 @@ def check_conv_transpose(a: Tensor, b: Tensor, stride: int, padding: int,
         raise ValueError(f"conv_transpose: the input has {a.shape[3]} channels (shape "
                          f"{a.shape}) but the weight expects C_out={b.shape[3]} "
                          f"(shape {b.shape})")
+    check_one_dtype("conv_transpose", a, b)
     if len(output_padding) != 2 or not all(0 <= e < max(stride, 1) for e in output_padding):
         raise ValueError(f"conv_transpose: output_padding must be in [0, stride={stride}), "
                          f"got {output_padding}")

@@ -7,6 +7,7 @@ from typing import Any
 from .. import backend_ndarray as nd
 from ..autograd import DeferredAdjoint, NDArray, Tensor, TensorOp, Value, sum_node_list
 from .broadcast import as_tensor
+from .promotion import check_one_dtype
 from .shape import concatenate, reshape, sum_to_shape
 
 
@@ -139,10 +140,7 @@ def matmul(lhs: Any, rhs: Any) -> Tensor:
     if lhs.ndim == 0 or rhs.ndim == 0:
         raise ValueError(f"matmul needs tensors with at least 1 dim, got shapes "
                          f"{lhs.shape} @ {rhs.shape}")
-    if lhs.dtype != rhs.dtype:
-        raise TypeError(f"matmul needs operands of one dtype, got {lhs.dtype} (shape "
-                        f"{lhs.shape}) @ {rhs.dtype} (shape {rhs.shape}); convert one, e.g. "
-                        f"ndl.ops.astype(x, \"{lhs.dtype}\")")
+    check_one_dtype("matmul", lhs, rhs, between=" @ ")
     inner = rhs.shape[-2] if rhs.ndim > 1 else rhs.shape[0]
     if lhs.shape[-1] != inner:
         raise ValueError(f"matmul: inner dimensions differ: lhs shape {lhs.shape} @ "

@@ -35,4 +35,15 @@ def promote(lhs: Tensor, rhs: Tensor) -> tuple[Tensor, Tensor]:
     return astype(lhs, dtype), astype(rhs, dtype)
 
 
+def check_one_dtype(name: str, *operands: Tensor | None, between: str = ", ") -> None:
+    """A clear error unless every operand (None skipped) has one dtype: products (matmul,
+    linear, conv) do not promote, as in PyTorch."""
+    present = [t for t in operands if t is not None]
+    if all(t.dtype == present[0].dtype for t in present):
+        return
+    got = between.join(f"{t.dtype} (shape {t.shape})" for t in present)
+    raise TypeError(f"{name} needs operands of one dtype, got {got}; convert one, e.g. "
+                    f"ndl.ops.astype(x, \"{present[-1].dtype}\")")
+
+
 from .elementwise import astype  # noqa: E402  (AsType is an elementwise op)

@@ -205,7 +205,7 @@ def test_transformer_adds_learned_positions_and_keeps_the_layout():
     want = model.layers(ndl.Tensor(x.transpose(1, 0, 2) + positions, dtype="float64"))
     np.testing.assert_allclose(out.numpy(), want.numpy().transpose(1, 0, 2), rtol=1e-10)
     batch_first = nn.Transformer(8, 12, 1, num_head=2, dim_head=4, batch_first=True)
-    assert batch_first(ndl.Tensor(x))[0].shape == (5, 3, 8)
+    assert batch_first(ndl.Tensor(x, dtype="float32"))[0].shape == (5, 3, 8)
 
 
 def test_causal_transformer_output_ignores_future_tokens():

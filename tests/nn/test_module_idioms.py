@@ -59,10 +59,10 @@ def test_named_parameters_apply_add_module_and_zero_grad():
     assert seen == torch_seen
     model.add_module("head", nn.Linear(2, 1))
     assert "head.weight" in model.state_dict()
-    model(ndl.Tensor(np.ones((2, 3)))).sum().backward()
+    model(ndl.Tensor(np.ones((2, 3), "float32"))).sum().backward()
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
-    model(ndl.Tensor(np.ones((2, 3)))).sum().backward()
+    model(ndl.Tensor(np.ones((2, 3), "float32"))).sum().backward()
     model.zero_grad(set_to_none=False)  # zeros where there was a grad; None stays (as torch)
     assert all(p.grad is not None and not p.grad.numpy().any() for p in model[0].parameters())
     assert model.head.weight.grad is None
@@ -72,7 +72,7 @@ def test_requires_grad_freezes_parameters():
     model = _mlp()
     model.requires_grad_(False)
     assert not any(p.requires_grad for p in model.parameters())
-    assert not model(ndl.Tensor(np.ones((1, 3)), requires_grad=False)).requires_grad
+    assert not model(ndl.Tensor(np.ones((1, 3), "float32"), requires_grad=False)).requires_grad
     model.requires_grad_()
     assert all(p.requires_grad for p in model.parameters())
 
@@ -122,7 +122,7 @@ def test_sequential_from_ordered_dict_and_slicing():
     assert model.fc1 is layers["fc1"]
     head = model[:2]
     assert isinstance(head, nn.Sequential) and len(head) == 2 and head.act is layers["act"]
-    x = ndl.Tensor(np.ones((1, 3)))
+    x = ndl.Tensor(np.ones((1, 3), "float32"))
     np.testing.assert_allclose(model[2](head(x)).numpy(), model(x).numpy())
     plain = _mlp()
     assert isinstance(plain[1:], nn.Sequential) and len(plain[1:]) == 2
