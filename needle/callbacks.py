@@ -352,7 +352,9 @@ class EarlyStopping(Callback):
 
 
 class GradientClipping(Callback):
-    """Scale the gradients so that their global L2 norm is at most ``max_norm``."""
+    """Scale the gradients so that their global L2 norm is at most ``max_norm``; with a
+    ``DistributedOptimizer``, the gradients averaged over the ranks (``synchronize()``
+    first, Horovod's order)."""
 
     def __init__(self, max_norm: float):
         if not max_norm > 0:
@@ -360,6 +362,9 @@ class GradientClipping(Callback):
         self.max_norm = max_norm
 
     def after_backward(self, learner: Learner) -> None:
+        synchronize = getattr(learner.opt, "synchronize", None)
+        if synchronize is not None:
+            synchronize()
         optim.clip_grad_norm(learner.model.parameters(), self.max_norm)
 
 

@@ -12,7 +12,7 @@ import pytest
 import needle as ndl
 from needle import distributed as dist
 from needle import nn
-from needle.callbacks import Recorder
+from needle.callbacks import DistributedTrainer, GradientClipping, Recorder
 from needle.distributed import DistributedOptimizer, DistributedSampler
 from needle.learner import Learner
 
@@ -78,6 +78,22 @@ def test_fit_on_ranks_equals_one_process_on_the_global_batches():
             assert mine[key] == pytest.approx(theirs[key], abs=1e-5), key
     summary = [(e["train_loss"], e["test_acc"]) for e in history]
     assert dist.all_gather_object(summary) == [summary] * W  # one history on every rank
+
+
+def test_gradient_clipping_clips_the_averaged_gradients():
+    """GradientClipping on W ranks clips what one process clips: the global gradient."""
+    train, _ = datasets()
+    sampler = DistributedSampler(train, seed=3)
+    ours, reference = model(), model()
+    clip = [GradientClipping(0.05), DistributedTrainer()]
+    big_steps = lambda net: ndl.optim.SGD(net.parameters(), lr=2.0)  # noqa: E731
+    Learner(ours, ndl.data.DataLoader(train, GLOBAL_BATCH // W, sampler=sampler),
+            opt=DistributedOptimizer(big_steps(ours)), callbacks=clip).fit(1)
+    Learner(reference, ndl.data.DataLoader(train, GLOBAL_BATCH, sampler=sampler.order()),
+            opt=big_steps(reference), callbacks=[GradientClipping(0.05)]).fit(1)
+    for name, value in ours.state_dict().items():
+        np.testing.assert_allclose(value, reference.state_dict()[name], atol=1e-5,
+                                   err_msg=name)
 
 
 def test_each_epoch_draws_a_new_order():
