@@ -214,26 +214,34 @@ def _stateful(callbacks: Iterable[Any]) -> dict[str, Any]:
 class Checkpoint(Callback):
     """After every epoch, ``path`` holds the model, the optimiser, each stateful callback
     (history, scheduler, early stopping), the epochs done and numpy's RNG state, written
-    atomically (by rank 0 alone in a data-parallel job); ``resume`` (a path) restores all
-    of it, on every rank, before training continues."""
+    atomically; ``resume`` (a path) restores all of it before training continues.
+
+    In a data-parallel job rank 0 alone writes (the ranks hold the same state) and every
+    rank restores; the RNG state is each rank's own (``rank_rngs``: their dropout streams
+    differ), so a resumed job continues bit-identically when it has as many ranks."""
 
     order = -10
     in_lr_find = False
 
     def __init__(self, path: str | None = None, resume: str | None = None):
         self.path, self.resume = path, resume
+        self.restored_rank_rngs = False
 
     def before_fit(self, learner: Learner) -> None:
+        self.restored_rank_rngs = False
         if self.resume:
             learner.start_epoch = self.load(learner, self.resume)
 
     def after_epoch(self, learner: Learner) -> None:
-        if self.path and dist.is_main_process():  # the ranks hold the same state
+        if not self.path:
+            return
+        rank_rngs = dist.all_gather_object(rng_state()) if dist.world_size() > 1 else None
+        if dist.is_main_process():
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            self.save(learner, self.path)
+            self.save(learner, self.path, rank_rngs)
 
     @staticmethod
-    def save(learner: Learner, path: str) -> None:
+    def save(learner: Learner, path: str, rank_rngs: list[Any] | None = None) -> None:
         named = _stateful(learner.callbacks)
         recorder, scheduler = learner.find(Recorder), learner.find(SchedulerStep)
         save({"model": learner.model.state_dict(),
@@ -241,10 +249,10 @@ class Checkpoint(Callback):
               "scheduler": scheduler.state_dict() if scheduler else None,
               "history": recorder.history if recorder else [],
               "callbacks": {k: cb.state_dict() for k, cb in named.items()},
-              "epoch": learner.epoch + 1, "rng": rng_state()}, path)
+              "epoch": learner.epoch + 1, "rng": rng_state(),
+              **({"rank_rngs": rank_rngs} if rank_rngs else {})}, path)
 
-    @staticmethod
-    def load(learner: Learner, path: str) -> int:
+    def load(self, learner: Learner, path: str) -> int:
         """Restore ``path`` into the learner and its callbacks; returns the epochs done."""
         state = load(path)
         if not isinstance(state, dict) or "model" not in state:
@@ -259,7 +267,9 @@ class Checkpoint(Callback):
         for key, cb in _stateful(learner.callbacks).items():
             if key in saved:
                 cb.load_state_dict(saved[key])
-        set_rng_state(state["rng"])
+        rank_rngs = list(state.get("rank_rngs") or [])
+        self.restored_rank_rngs = len(rank_rngs) == dist.world_size() > 1
+        set_rng_state(rank_rngs[dist.rank()] if self.restored_rank_rngs else state["rng"])
         return int(state.get("epoch", len(state.get("history", []))))
 
 
@@ -441,7 +451,7 @@ class DistributedTrainer(Callback):
     """Data-parallel training (``needle.distributed``; with the optimiser wrapped in
     ``DistributedOptimizer`` and each rank's loaders on its share of the data): before the
     fit (after a resume) rank 0's parameters and buffers go to every rank and each rank gets
-    its own RNG stream (dropout); each epoch sets the training sampler's epoch; each pass
+    its own RNG stream (dropout; a resume with as many ranks restores each one's); each epoch sets the training sampler's epoch; each pass
     starts from rank 0's buffers (BatchNorm's running statistics, as PyTorch's DDP), so
     all ranks evaluate one model. In one process only ``set_epoch`` does anything."""
 
@@ -449,7 +459,9 @@ class DistributedTrainer(Callback):
 
     def before_fit(self, learner: Learner) -> None:
         dist.broadcast_parameters(learner.model)
-        dist.decorrelate_rng()
+        checkpoint = learner.find(Checkpoint)
+        if checkpoint is None or not checkpoint.restored_rank_rngs:
+            dist.decorrelate_rng()
 
     def before_epoch(self, learner: Learner) -> None:
         set_sampler_epoch(learner.train_loader, learner.epoch)

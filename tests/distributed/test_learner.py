@@ -20,10 +20,10 @@ W, R = dist.world_size(), dist.rank()
 GLOBAL_BATCH, STEPS, DIM, EPOCHS = 64, 4, 12, 2
 
 
-def model(seed=0):
+def model(seed=0, drop_prob=0.0):
     np.random.seed(seed)
     return ndl.models.MLPResNet(DIM, hidden_dim=16, num_blocks=1, num_classes=5,
-                                norm=nn.LayerNorm1d, drop_prob=0.0)
+                                norm=nn.LayerNorm1d, drop_prob=drop_prob)
 
 
 def datasets():
@@ -120,16 +120,17 @@ def shared_folder():
 
 
 def test_only_rank_zero_writes_the_checkpoint_and_resuming_continues_exactly():
+    """With dropout: each rank's own RNG stream is saved and restored."""
     folder = shared_folder()
     path = os.path.join(folder, f"written-by-rank-{R}.safetensors")
-    fit_on_ranks(model(), 1, checkpoint=path)
+    fit_on_ranks(model(drop_prob=0.3), 1, checkpoint=path)
     dist.barrier()
     assert sorted(os.listdir(folder)) == ["written-by-rank-0.safetensors"]
 
-    resumed = model(seed=5)  # the checkpoint's weights replace these on every rank
+    resumed = model(seed=5, drop_prob=0.3)  # the checkpoint's weights replace these
     history = fit_on_ranks(resumed, EPOCHS, resume=os.path.join(
         folder, "written-by-rank-0.safetensors"))
-    straight = model()
+    straight = model(drop_prob=0.3)
     straight_history = fit_on_ranks(straight, EPOCHS)
     assert [e["epoch"] for e in history] == [1, 2]
     for name, value in resumed.state_dict().items():
