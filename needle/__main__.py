@@ -309,10 +309,16 @@ LEARNERS: dict[str, Callable[[nn.Module, Data, argparse.Namespace, optim.Optimiz
 }
 
 
+class AgreedStop(KeyboardInterrupt):
+    """Ctrl-C seen by StopOnInterrupt, at one batch boundary on every rank."""
+
+
 class StopOnInterrupt:
-    """Ctrl-C, noticed for certain: the SIGINT handler raises KeyboardInterrupt, and also
-    records it, so an interrupt that Python swallowed (one landing inside a ``__del__`` is
-    only printed as "Exception ignored") is raised again at the next batch boundary."""
+    """Ctrl-C stops training at the next batch boundary: the SIGINT handler only records
+    it, and ``after_batch`` raises. (Raised inside the handler, it could land in a
+    ``__del__``, where Python swallows it with an "Exception ignored" traceback.) In a
+    distributed job the ranks agree on the batch (an all-reduce of the flag), so none is
+    left waiting in a collective. A second Ctrl-C raises at once."""
 
     order = -100
 
@@ -325,16 +331,24 @@ class StopOnInterrupt:
             pass
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.seen = True
-        raise KeyboardInterrupt
-
-    def after_batch(self, learner: Learner) -> None:
         if self.seen:
             raise KeyboardInterrupt
+        self.seen = True
+
+    def after_batch(self, learner: Learner) -> None:
+        if self._anyone_interrupted():
+            raise AgreedStop
 
     def after_fit(self, learner: Learner) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
+        if self._anyone_interrupted():  # pressed after the last batch
+            raise AgreedStop
+
+    def _anyone_interrupted(self) -> bool:
+        if dist.world_size() == 1:
+            return self.seen
+        return bool(dist.all_reduce(np.array([float(self.seen)]))[0])
 
 
 def distributed_optimizer(opt: optim.Optimizer) -> optim.Optimizer:
@@ -738,12 +752,14 @@ def run_command(args: argparse.Namespace, argv: list[str]) -> None:
     where = f"rank {dist.rank()}: " if dist.world_size() > 1 else ""
     try:
         args.run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         if debug:
             raise
         message = interrupted(args, argv)
         if dist.is_main_process():
             print(message, file=sys.stderr, flush=True)
+        if isinstance(error, AgreedStop):
+            dist.barrier()  # every rank stopped here: rank 0 has said how to resume
         raise SystemExit(130) from None
     except USER_ERRORS as error:
         if debug:

@@ -99,3 +99,28 @@ def test_the_resume_command_restarts_the_job_as_it_was_started(monkeypatch):
     assert rerun_command(line) == (line if world == 1 else f"mpiexec -n {world} {line}")
     monkeypatch.setenv(LAUNCHED_BY, str(world))
     assert rerun_command(line) == (line if world == 1 else f"{line} --nproc {world}")
+
+
+def test_ctrl_c_stops_every_rank_at_one_batch_and_rank_0_says_how_to_resume(launcher, tmp_path):
+    """SIGINT to the whole job (as a terminal's Ctrl-C): the ranks agree on a batch, stop
+    without a traceback or a hang, and rank 0 prints the resume command with mpiexec."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.Popen([mpiexec, "-n", "2", sys.executable, "-m", "needle", "train",
+                             "--epochs", "200", "--out", str(out), "--no-progress"], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not (out / "history.json").exists() and proc.poll() is None and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in stderr, stderr
+    assert re.search(r"interrupted during epoch \d+: epochs 1-\d+ are saved", stderr), stderr
+    assert stderr.count("resume with") == 1 and "  mpiexec -n 2 python -m needle train" in stderr
