@@ -13,7 +13,7 @@ from types import ModuleType
 
 from . import backend_ndarray, ops
 from . import data, init, nn, optim
-from . import models, testing
+from . import distributed, models, testing
 from . import interop, onnx
 from .autograd import Tensor, TensorTuple, Value, enable_grad, is_grad_enabled, no_grad
 from .backend_ndarray import all_devices, cpu, cpu_numpy, cuda, default_device

@@ -12,6 +12,10 @@ cleanly and prints the command that resumes. User errors (missing files, bad fla
 that does not fit the dataset or the checkpoint) print one ``error: ...`` line and exit with
 status 2; ``--debug`` shows the traceback instead.
 
+``train`` runs data-parallel under an MPI launcher (``mpiexec -n 4 python -m needle train``,
+or ``train --nproc 4``, which starts one; see docs/distributed.md): each rank trains on its
+share of every batch, and rank 0 alone prints and writes files.
+
 Extension points — each addition is one table entry or one function:
 
 - ``DATASETS[name] = loader(args) -> Data``: a Data holds the train and test datasets and
@@ -43,15 +47,17 @@ import shlex
 import signal
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, NoReturn, cast
 
 import numpy as np
 
 from . import data as ndl_data
+from . import distributed as dist
 from . import labs, lm_command, nn, optim, viz
 from .backend_ndarray import allocator
 from .models import CNN, MLPResNet, ResNet9
 from .callbacks import Recorder, SchedulerStep
+from .distributed.launch import launch, rerun_command, without_option
 from .generate import write_config
 from .learner import Learner
 from .onnx import command as onnx_command
@@ -205,8 +211,15 @@ def add_image_options(parser: argparse.ArgumentParser) -> None:
                         help="cifar10: random flips and crops of the training images")
 
 
+def add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--nproc", type=positive_int, default=1,
+                        help="start this many data-parallel ranks on this machine (mpiexec)")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="distributed: BatchNorm over the global batch (SyncBatchNorm)")
+
+
 TRAIN_OPTIONS: list[Callable[[argparse.ArgumentParser], None]] = [
-    add_image_options, lm_command.add_lm_options]
+    add_image_options, lm_command.add_lm_options, add_distributed_options]
 
 
 # ---------------------------------------------------------------------------- loops
@@ -246,6 +259,12 @@ def epoch_line(entry: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def report(text: str) -> None:
+    """Print a line of the run's output (rank 0 only in a distributed job)."""
+    if dist.is_main_process():
+        print(text, flush=True)
+
+
 def epoch_printer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
     """Logs each epoch (``RunLog``: printed, history and curves written); with
     ``--profile``, the profile of the first epoch after it."""
@@ -255,17 +274,30 @@ def epoch_printer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
             prof.__exit__(None, None, None)
         args.log(entry)
         if prof is not None:
-            print(f"profile of epoch {entry['epoch']}:\n{prof.table(row_limit=25)}", flush=True)
+            report(f"profile of epoch {entry['epoch']}:\n{prof.table(row_limit=25)}")
     return on_epoch
 
 
 def classification_learner(model: nn.Module, data: Data, args: argparse.Namespace,
                            opt: optim.Optimizer) -> Learner:
     """Softmax loss over shuffled mini-batches of ``--batch-size``, accuracy recorded."""
-    train_loader = ndl_data.DataLoader(data.train, args.batch_size, shuffle=True)
-    test_loader = ndl_data.DataLoader(data.test, args.batch_size)
+    train_loader, test_loader = make_loaders(data, args)
     return Learner(model, train_loader, nn.SoftmaxLoss(), opt, test_loader=test_loader,
                    callbacks=[Recorder()])
+
+
+def make_loaders(data: Data, args: argparse.Namespace) -> tuple[Any, Any]:
+    """Shuffled training and ordered test batches. In a distributed job each rank reads
+    its share (a DistributedSampler; the test images once each) in batches of
+    ``--batch-size`` / world size."""
+    world = dist.world_size()
+    if world == 1:
+        return (ndl_data.DataLoader(data.train, args.batch_size, shuffle=True),
+                ndl_data.DataLoader(data.test, args.batch_size))
+    train_share = dist.DistributedSampler(data.train, seed=args.seed)
+    test_share = dist.DistributedSampler(data.test, shuffle=False, pad=False)
+    return (ndl_data.DataLoader(data.train, args.batch_size // world, sampler=train_share),
+            ndl_data.DataLoader(data.test, args.batch_size // world, sampler=test_share))
 
 
 # ``LEARNERS[kind] = (model, data, args, opt) -> Learner``: the one training loop, set up
@@ -277,10 +309,16 @@ LEARNERS: dict[str, Callable[[nn.Module, Data, argparse.Namespace, optim.Optimiz
 }
 
 
+class AgreedStop(KeyboardInterrupt):
+    """Ctrl-C seen by StopOnInterrupt, at one batch boundary on every rank."""
+
+
 class StopOnInterrupt:
-    """Ctrl-C, noticed for certain: the SIGINT handler raises KeyboardInterrupt, and also
-    records it, so an interrupt that Python swallowed (one landing inside a ``__del__`` is
-    only printed as "Exception ignored") is raised again at the next batch boundary."""
+    """Ctrl-C stops training at the next batch boundary: the SIGINT handler only records
+    it, and ``after_batch`` raises. (Raised inside the handler, it could land in a
+    ``__del__``, where Python swallows it with an "Exception ignored" traceback.) In a
+    distributed job the ranks agree on the batch (an all-reduce of the flag), so none is
+    left waiting in a collective. A second Ctrl-C raises at once."""
 
     order = -100
 
@@ -293,23 +331,39 @@ class StopOnInterrupt:
             pass
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self.seen = True
-        raise KeyboardInterrupt
-
-    def after_batch(self, learner: Learner) -> None:
         if self.seen:
             raise KeyboardInterrupt
+        self.seen = True
+
+    def after_batch(self, learner: Learner) -> None:
+        if self._anyone_interrupted():
+            raise AgreedStop
 
     def after_fit(self, learner: Learner) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
+        if self._anyone_interrupted():  # pressed after the last batch
+            raise AgreedStop
+
+    def _anyone_interrupted(self) -> bool:
+        if dist.world_size() == 1:
+            return self.seen
+        return bool(dist.all_reduce(np.array([float(self.seen)]))[0])
+
+
+def distributed_optimizer(opt: optim.Optimizer) -> optim.Optimizer:
+    """``opt`` in one process; in a distributed job, wrapped to average the gradients."""
+    if dist.world_size() == 1:
+        return opt
+    return cast(optim.Optimizer, dist.DistributedOptimizer(opt))  # duck-types it
 
 
 def train_with_learner(model: nn.Module, data: Data, args: argparse.Namespace) -> History:
     """The kind's Learner plus the run's callbacks: the ``--scheduler``, a checkpoint after
-    every epoch (``--resume`` continues from one), progress bars, a printed line per epoch."""
+    every epoch (``--resume`` continues from one), progress bars, a printed line per epoch;
+    in a distributed job the gradients averaged over the ranks (DistributedOptimizer)."""
     opt = make_optimizer(model, args)
-    learner = LEARNERS[data.kind](model, data, args, opt)
+    learner = LEARNERS[data.kind](model, data, args, distributed_optimizer(opt))
     scheduler = make_scheduler(opt, args, len(learner.train_loader))  # type: ignore[arg-type]
     for callback in fit_callbacks(scheduler=scheduler, resume=args.resume,
                                   checkpoint=checkpoint_path(args.out), progress=args.progress,
@@ -384,15 +438,17 @@ def _write_json(value: Any, path: str) -> None:
 
 class RunLog:
     """Each finished epoch of a run: printed, added to ``history`` (resumed epochs first)
-    and written to ``OUT/history.json`` and ``OUT/curves.png`` at once."""
+    and written to ``OUT/history.json`` and ``OUT/curves.png`` at once (by rank 0 alone in
+    a distributed job)."""
 
     def __init__(self, out: str, history: History):
         self.out = out
         self.history = history
 
     def __call__(self, entry: dict[str, Any]) -> None:
-        print(epoch_line(entry), flush=True)
-        write_history(self.history + [entry], self.out)
+        report(epoch_line(entry))
+        if dist.is_main_process():
+            write_history(self.history + [entry], self.out)
         self.history.append(entry)  # after the files: Ctrl-C mid-write counts what is there
 
 
@@ -492,32 +548,63 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         add_options(parser)
 
 
+def check_distributed(args: argparse.Namespace, world: int) -> None:
+    """A data-parallel run of ``world`` ranks must split its batch evenly."""
+    if args.batch_size % world:
+        raise CLIError(f"--batch-size {args.batch_size} must be a multiple of the {world} "
+                       f"ranks (each rank takes an equal share of every batch)")
+    if DATASET_KINDS.get(args.dataset, "classification") != "classification":
+        raise CLIError(f"--dataset {args.dataset}: the language-model loop runs in one "
+                       "process; distributed training covers the classification datasets")
+
+
+def start_distributed(args: argparse.Namespace) -> None:
+    """``--nproc N``: run this command as an N-rank MPI job and exit with its status. Under
+    a launcher: check the split and say so in the first line."""
+    world = dist.world_size()
+    if args.nproc > 1:
+        if world > 1:
+            raise CLIError("--nproc starts its own MPI job: leave it out under mpiexec")
+        check_distributed(args, args.nproc)
+        raise SystemExit(launch(args.nproc, without_option(args.argv, "--nproc")))
+    if world > 1:
+        check_distributed(args, world)
+        report(f"distributed: {world} ranks, global batch {args.batch_size} = {world} x "
+               f"{args.batch_size // world} per rank")
+    args.progress = args.progress and dist.is_main_process()
+
+
 def run_train(args: argparse.Namespace) -> None:
     """Train a model on a dataset, printing a line per epoch; write history, curves, model."""
     check_pair(args)
     if args.resume and not os.path.isfile(args.resume):
         raise CLIError(f"--resume: no checkpoint file at {args.resume}")
+    start_distributed(args)
     np.random.seed(args.seed)
     data = DATASETS[args.dataset](args)
     if data.note:
-        print(data.note, flush=True)
+        report(data.note)
     model = MODELS[args.model](data, args)
+    if args.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     args.log = RunLog(args.out, resume_history(args, model) if args.resume else [])
-    os.makedirs(args.out, exist_ok=True)
-    _write_json({"model": args.model, "dataset": args.dataset},
-                os.path.join(args.out, "run.json"))
+    if dist.is_main_process():
+        os.makedirs(args.out, exist_ok=True)
+        _write_json({"model": args.model, "dataset": args.dataset},
+                    os.path.join(args.out, "run.json"))
     if args.profile:  # stopped and printed after the first epoch (epoch_printer)
         args.profiler = profile().__enter__()
     history = LOOPS[data.kind](model, data, args)
-    write_outputs(model, history, args.out)
-    print(f"wrote {args.out}/history.json, curves.png, model.safetensors")
+    if dist.is_main_process():
+        write_outputs(model, history, args.out)
+    report(f"wrote {args.out}/history.json, curves.png, model.safetensors")
     last = history[-1] if history else {}
     if "test_ppl" in last:
-        print(f"test perplexity {last['test_ppl']:.1f} on {len(data.test):,} held-out "
-              f"{args.dataset} tokens", flush=True)
+        report(f"test perplexity {last['test_ppl']:.1f} on {len(data.test):,} held-out "
+               f"{args.dataset} tokens")
     elif "test_acc" in last:
-        print(f"test accuracy {last['test_acc']:.4f} on {len(data.test):,} held-out "
-              f"{args.dataset} images", flush=True)
+        report(f"test accuracy {last['test_acc']:.4f} on {len(data.test):,} held-out "
+               f"{args.dataset} images")
 
 
 def add_graph_arguments(parser: argparse.ArgumentParser) -> None:
@@ -654,18 +741,30 @@ def describe(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    args.argv = argv  # for train --nproc
+    with dist.abort_on_error():  # a failing rank ends the whole job with its error, no hang
+        run_command(args, argv)
+
+
+def run_command(args: argparse.Namespace, argv: list[str]) -> None:
+    """``args.run(args)``; a user error or Ctrl-C as one message and exit status 2 or 130."""
     debug = getattr(args, "debug", False)
+    where = f"rank {dist.rank()}: " if dist.world_size() > 1 else ""
     try:
         args.run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         if debug:
             raise
-        print(interrupted(args, argv), file=sys.stderr, flush=True)
+        message = interrupted(args, argv)
+        if dist.is_main_process():
+            print(message, file=sys.stderr, flush=True)
+        if isinstance(error, AgreedStop):
+            dist.barrier()  # every rank stopped here: rank 0 has said how to resume
         raise SystemExit(130) from None
     except USER_ERRORS as error:
         if debug:
             raise
-        print(f"error: {describe(error)}", file=sys.stderr, flush=True)
+        print(f"error: {where}{describe(error)}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
 
@@ -677,10 +776,12 @@ def interrupted(args: argparse.Namespace, argv: list[str]) -> str:
     history = list(state.get("history") or []) if isinstance(state, dict) else []
     if not history:
         return "interrupted: no epoch had finished, so there is nothing to resume"
-    write_history(history, args.out)  # the outputs match the checkpoint that resumes
+    if dist.is_main_process():
+        write_history(history, args.out)  # the outputs match the checkpoint that resumes
     done = len(history)
     return (f"interrupted during epoch {done + 1}: epochs 1-{done} are saved in "
-            f"{checkpoint_path(args.out)}; resume with:\n  {resume_command(argv, args.out)}")
+            f"{checkpoint_path(args.out)}; resume with:\n  "
+            f"{rerun_command(resume_command(argv, args.out))}")
 
 
 if __name__ == "__main__":

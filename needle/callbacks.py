@@ -9,6 +9,10 @@
   ``ParamScheduler``: sets optimiser attributes from ``schedules`` functions every batch.
 - ``EarlyStopping``, ``GradientClipping``, ``MixUp``; ``RecurrentState`` carries a
   recurrent model's hidden state from batch to batch; ``LRFinder`` runs ``lr_find``.
+- ``DistributedTrainer``: data-parallel training on MPI (``needle.distributed``): rank 0's
+  weights everywhere, each epoch's ``DistributedSampler`` order, each pass from rank 0's
+  buffers. Recorder sums over the ranks and only rank 0 writes checkpoints (at world size
+  1 all of it is a no-op).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
+from . import distributed as dist
 from . import optim
 from .autograd import Tensor
 from .learner import Callback, CancelFit, Learner
@@ -44,7 +49,11 @@ class Recorder(Callback):
     """History per epoch: the mean loss and ``metrics`` (each ``fn(preds, target)``) over
     the samples of each pass, weighted by batch size, then ``summaries`` (functions of the
     means, e.g. perplexity), the lr at the epoch's start and its seconds. Also ``losses``
-    and ``lrs``: every training batch's loss and learning rate."""
+    and ``lrs``: every training batch's loss and learning rate.
+
+    In a data-parallel job the means are over the samples of every rank: the counts and
+    sums are all-reduced (one collective, when ``means`` or ``after_epoch`` first needs
+    them), not the ranks' means averaged; so every rank must call ``means`` alike."""
 
     order = -20
     in_lr_find = False
@@ -62,6 +71,7 @@ class Recorder(Callback):
         self.sums: dict[str, dict[str, float]] = {"train": {}, "test": {}}
         self.counts = {"train": 0, "test": 0}
         self.given: dict[str, Metrics] = {}
+        self._totals: dict[str, tuple[int, Metrics]] | None = None
 
     def before_fit(self, learner: Learner) -> None:
         self.history, self.losses, self.lrs = [], [], []
@@ -82,18 +92,31 @@ class Recorder(Callback):
         for name, fn in self.metrics.items():
             sums[name] = sums.get(name, 0.0) + fn(learner.preds, learner.target) * n
         self.counts[split] += n
+        self._totals = None
         if learner.training:
             self.losses.append(loss)
             self.lrs.append(learner.opt.lr if learner.opt else float("nan"))
 
+    def totals(self) -> dict[str, tuple[int, Metrics]]:
+        """Each split's sample count and sums (loss, metrics) so far, over all ranks."""
+        if self._totals is None:
+            names = ["loss", *self.metrics]
+            local = np.array([[self.counts[split], *(self.sums[split].get(k, 0.0)
+                                                     for k in names)]
+                              for split in ("train", "test")], dtype=np.float64)
+            total = dist.all_reduce(local)  # a no-op in one process
+            self._totals = {split: (int(row[0]), dict(zip(names, row[1:].tolist())))
+                            for split, row in zip(("train", "test"), total)}
+        return self._totals
+
     def means(self, split: str) -> Metrics:
         """The current pass's averages: loss, metrics, then summaries."""
-        count = self.counts[split]
+        count, sums = self.totals()[split]
         if not count:
             raise ValueError(f"Recorder: the {split} loader yielded no batches")
-        out = {"loss": self.sums[split]["loss"] / count}
+        out = {"loss": sums["loss"] / count}
         out.update({name: fn(out) for name, fn in self.summaries.items()})
-        out.update({name: self.sums[split][name] / count for name in self.metrics})
+        out.update({name: sums[name] / count for name in self.metrics})
         return out
 
     def record(self, split: str, metrics: Metrics) -> None:
@@ -101,8 +124,9 @@ class Recorder(Callback):
         self.given[split] = dict(metrics)
 
     def after_epoch(self, learner: Learner) -> None:
+        totals = self.totals()
         for split in ("train", "test"):
-            if split in self.given or self.counts[split] or split == "train":
+            if split in self.given or totals[split][0] or split == "train":
                 values = self.given.get(split) or self.means(split)
                 self.entry.update({f"{split}_{k}": float(v) for k, v in values.items()})
         self.entry.update(lr=self.lr, seconds=time.perf_counter() - self.start)
@@ -190,25 +214,34 @@ def _stateful(callbacks: Iterable[Any]) -> dict[str, Any]:
 class Checkpoint(Callback):
     """After every epoch, ``path`` holds the model, the optimiser, each stateful callback
     (history, scheduler, early stopping), the epochs done and numpy's RNG state, written
-    atomically; ``resume`` (a path) restores all of it before training continues."""
+    atomically; ``resume`` (a path) restores all of it before training continues.
+
+    In a data-parallel job rank 0 alone writes (the ranks hold the same state) and every
+    rank restores; the RNG state is each rank's own (``rank_rngs``: their dropout streams
+    differ), so a resumed job continues bit-identically when it has as many ranks."""
 
     order = -10
     in_lr_find = False
 
     def __init__(self, path: str | None = None, resume: str | None = None):
         self.path, self.resume = path, resume
+        self.restored_rank_rngs = False
 
     def before_fit(self, learner: Learner) -> None:
+        self.restored_rank_rngs = False
         if self.resume:
             learner.start_epoch = self.load(learner, self.resume)
 
     def after_epoch(self, learner: Learner) -> None:
-        if self.path:
+        if not self.path:
+            return
+        rank_rngs = dist.all_gather_object(rng_state()) if dist.world_size() > 1 else None
+        if dist.is_main_process():
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            self.save(learner, self.path)
+            self.save(learner, self.path, rank_rngs)
 
     @staticmethod
-    def save(learner: Learner, path: str) -> None:
+    def save(learner: Learner, path: str, rank_rngs: list[Any] | None = None) -> None:
         named = _stateful(learner.callbacks)
         recorder, scheduler = learner.find(Recorder), learner.find(SchedulerStep)
         save({"model": learner.model.state_dict(),
@@ -216,10 +249,10 @@ class Checkpoint(Callback):
               "scheduler": scheduler.state_dict() if scheduler else None,
               "history": recorder.history if recorder else [],
               "callbacks": {k: cb.state_dict() for k, cb in named.items()},
-              "epoch": learner.epoch + 1, "rng": rng_state()}, path)
+              "epoch": learner.epoch + 1, "rng": rng_state(),
+              **({"rank_rngs": rank_rngs} if rank_rngs else {})}, path)
 
-    @staticmethod
-    def load(learner: Learner, path: str) -> int:
+    def load(self, learner: Learner, path: str) -> int:
         """Restore ``path`` into the learner and its callbacks; returns the epochs done."""
         state = load(path)
         if not isinstance(state, dict) or "model" not in state:
@@ -234,7 +267,9 @@ class Checkpoint(Callback):
         for key, cb in _stateful(learner.callbacks).items():
             if key in saved:
                 cb.load_state_dict(saved[key])
-        set_rng_state(state["rng"])
+        rank_rngs = list(state.get("rank_rngs") or [])
+        self.restored_rank_rngs = len(rank_rngs) == dist.world_size() > 1
+        set_rng_state(rank_rngs[dist.rank()] if self.restored_rank_rngs else state["rng"])
         return int(state.get("epoch", len(state.get("history", []))))
 
 
@@ -327,7 +362,9 @@ class EarlyStopping(Callback):
 
 
 class GradientClipping(Callback):
-    """Scale the gradients so that their global L2 norm is at most ``max_norm``."""
+    """Scale the gradients so that their global L2 norm is at most ``max_norm``; with a
+    ``DistributedOptimizer``, the gradients averaged over the ranks (``synchronize()``
+    first, Horovod's order)."""
 
     def __init__(self, max_norm: float):
         if not max_norm > 0:
@@ -335,6 +372,9 @@ class GradientClipping(Callback):
         self.max_norm = max_norm
 
     def after_backward(self, learner: Learner) -> None:
+        synchronize = getattr(learner.opt, "synchronize", None)
+        if synchronize is not None:
+            synchronize()
         optim.clip_grad_norm(learner.model.parameters(), self.max_norm)
 
 
@@ -397,6 +437,38 @@ class RecurrentState(Callback):
 
     def after_pred(self, learner: Learner) -> None:
         learner.preds, self.h = learner.preds
+
+
+# ---------------------------------------------------------------------------- data-parallel
+def set_sampler_epoch(loader: Any, epoch: int) -> None:
+    """Tell the loader's sampler (a DistributedSampler) which epoch's order to draw."""
+    set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+    if set_epoch is not None:
+        set_epoch(epoch)
+
+
+class DistributedTrainer(Callback):
+    """Data-parallel training (``needle.distributed``; with the optimiser wrapped in
+    ``DistributedOptimizer`` and each rank's loaders on its share of the data): before the
+    fit (after a resume) rank 0's parameters and buffers go to every rank and each rank gets
+    its own RNG stream (dropout; a resume with as many ranks restores each one's); each epoch sets the training sampler's epoch; each pass
+    starts from rank 0's buffers (BatchNorm's running statistics, as PyTorch's DDP), so
+    all ranks evaluate one model. In one process only ``set_epoch`` does anything."""
+
+    order = -9  # after Checkpoint's resume, before the other callbacks' epochs
+
+    def before_fit(self, learner: Learner) -> None:
+        dist.broadcast_parameters(learner.model)
+        checkpoint = learner.find(Checkpoint)
+        if checkpoint is None or not checkpoint.restored_rank_rngs:
+            dist.decorrelate_rng()
+
+    def before_epoch(self, learner: Learner) -> None:
+        set_sampler_epoch(learner.train_loader, learner.epoch)
+
+    def before_batch(self, learner: Learner) -> None:
+        if learner.iter == 0:
+            dist.broadcast_buffers(learner.model)
 
 
 # ---------------------------------------------------------------------------- LR finder

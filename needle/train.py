@@ -6,6 +6,11 @@ seconds), ``SchedulerStep`` (the scheduler stepped after each epoch), ``Checkpoi
 after every epoch; ``resume`` continues bit-identically: model, optimiser, scheduler,
 history and numpy's global RNG state), ``ProgressBar`` and ``OnEpochEnd``.
 
+In a data-parallel job (``needle.distributed``) every rank runs the same loop on its share
+of the data, through ``DistributedTrainer`` (each epoch's ``DistributedSampler`` order,
+rank 0's weights and buffers): ``epoch`` and the history sum errors, samples and losses
+over the ranks (``Recorder``) and only rank 0 writes checkpoints.
+
 Other tasks plug in through ``epoch_fn``: any function ``(loader, model, *, opt, loss_fn,
 progress)`` (called with keywords) returning ``(error_rate, mean_loss)`` or a dict of named
 metrics (e.g. ``{"loss": ..., "ppl": ...}``), recorded as ``train_<name>`` and
@@ -21,8 +26,8 @@ import numpy as np
 from . import nn
 from .backend_ndarray import allocator
 from .autograd import Tensor, no_grad
-from .callbacks import (Checkpoint, OnEpochEnd, ProgressBar, Recorder, SchedulerStep,
-                        rng_state, set_rng_state)
+from .callbacks import (Checkpoint, DistributedTrainer, OnEpochEnd, ProgressBar, Recorder,
+                        SchedulerStep, rng_state, set_rng_state)
 from .learner import Callback, CancelEpoch, Learner
 from .optim import Optimizer
 from .serialization import load, save
@@ -38,10 +43,13 @@ def epoch(dataloader: Iterable[Any], model: nn.Module, opt: Optimizer | None = N
     course's order: ``epoch(dataloader, model, opt)``; the loss (default ``SoftmaxLoss``)
     is a keyword.
 
-    Returns (error rate over all samples, mean loss over all samples)."""
+    Returns (error rate over all samples, mean loss over all samples), of every rank in a
+    distributed job (sums over the ranks, not means of their means); there every rank
+    starts the pass with rank 0's buffers (BatchNorm's running statistics)."""
     recorder, bar = Recorder(), ProgressBar()
+    callbacks = [recorder, DistributedTrainer()] + ([bar] if progress else [])
     learner = Learner(model, dataloader, loss_fn, opt, test_loader=dataloader,
-                      callbacks=[recorder, bar] if progress else [recorder])
+                      callbacks=callbacks)
     learner.run_pass(training=opt is not None)
     bar.close()
     try:
@@ -129,8 +137,9 @@ def fit_callbacks(*, scheduler: Any = None, checkpoint: str | None = None,
                   resume: str | None = None, progress: bool = False,
                   on_epoch: Callable[[Metrics], None] | None = None) -> list[Any]:
     """The callbacks behind ``fit``'s arguments (a Recorder aside): the scheduler stepped
-    per epoch (or a given ``SchedulerStep``), checkpoints, progress bars, ``on_epoch``."""
-    callbacks: list[Any] = []
+    per epoch (or a given ``SchedulerStep``), checkpoints, progress bars, ``on_epoch``;
+    and ``DistributedTrainer`` (data-parallel when started under an MPI launcher)."""
+    callbacks: list[Any] = [DistributedTrainer()]
     if scheduler is not None:
         callbacks.append(scheduler if isinstance(scheduler, SchedulerStep)
                          else SchedulerStep(scheduler))

@@ -9,7 +9,7 @@ field, strings kept as lists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -65,14 +65,21 @@ class DataLoader:
     """Iterates over ``dataset`` in batches: at each ``iter()``, a fresh
     ``np.random.permutation`` when shuffling, split with ``np.array_split``.
 
+    ``sampler``: an iterable of indices (e.g. ``distributed.DistributedSampler``) read afresh
+    at each ``iter()`` instead of that order; it excludes ``shuffle``, as in PyTorch.
+
     ``collate_fn`` receives what was fetched: the fields of the whole batch for a dataset
     that takes index arrays, else the list of samples (as in PyTorch)."""
 
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False,
                  drop_last: bool = False, collate_fn: Callable[..., Any] | None = None,
-                 device: Device | None = None):
+                 device: Device | None = None, sampler: Iterable[int] | None = None):
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True exclude each other (the "
+                             "sampler sets the order; DistributedSampler shuffles itself)")
+        self.sampler = sampler
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -81,8 +88,13 @@ class DataLoader:
         self.device = device
 
     def _batches(self) -> list[np.ndarray]:
-        n = len(self.dataset)
-        order = np.random.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
+        elif self.shuffle:
+            order = np.random.permutation(len(self.dataset))
+        else:
+            order = np.arange(len(self.dataset))
+        n = len(order)
         batches = np.array_split(order, range(self.batch_size, n, self.batch_size))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches = batches[:-1]
@@ -106,5 +118,5 @@ class DataLoader:
                 yield default_collate(batch, self.device)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)  # type: ignore
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

@@ -19,14 +19,15 @@ from .sequence import GRU, LSTM, RNN, Embedding, GRUCell, LSTMCell, RNNCell
 from .summary import summary
 from . import functional, utils
 from .from_torch import copy_from_torch
+from .sync_batchnorm import SyncBatchNorm
 
 __all__ = ["AdaptiveAvgPool2d", "AttentionLayer", "AvgPool2d", "BCEWithLogitsLoss",
            "BatchNorm1d", "BatchNorm2d", "Conv", "Conv2d", "ConvBatchNorm2d", "ConvTranspose2d", "CrossEntropyLoss",
            "Dropout", "Dropout2d", "Embedding", "Flatten", "GELU", "GRU", "GRUCell", "Identity",
            "LSTM", "LSTMCell", "LayerNorm1d", "LeakyReLU", "Linear", "MSELoss", "MaxPool2d",
            "Module", "MultiHeadAttention", "Parameter", "RNN", "RNNCell", "ReLU", "Residual",
-           "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "Tanh", "Transformer",
-           "TransformerLayer", "summary", "utils"]
+           "Sequential", "Sigmoid", "Softmax", "SoftmaxLoss", "SyncBatchNorm", "Tanh",
+           "Transformer", "TransformerLayer", "summary", "utils"]
 __all__ += ["ModuleDict", "ModuleList", "copy_from_torch", "functional"]
 __all__ += ["GeneralRelu", "GroupNorm", "InstanceNorm", "InstanceNorm1d", "InstanceNorm2d",
             "LabelSmoothingCrossEntropy", "LayerNorm", "PReLU", "init"]
