@@ -189,9 +189,12 @@ class ConvTranspose(TensorOp):
     df = (conv(z, w), conv_weight(z, g)) for the adjoint z.
 
     Replaces ``convolution.conv_transpose`` (K_h·K_w products scattered by index_add).
-    Stride 1: g padded in one copy, then convolved with the flipped,
-    in/out-swapped kernel (one im2col, one matmul, no scatter). Larger strides: one matmul
-    g w^T and a col2im scatter, as dilating g would multiply the work by stride²."""
+    Stride 1 with C_in ≥ C_out (or where Winograd applies): g padded in one copy, then
+    convolved with the flipped, in/out-swapped kernel (one im2col, one matmul, no scatter).
+    Otherwise one matmul g w^T and a col2im scatter: dilating g would multiply the work by
+    stride², and with C_in < C_out the im2col copy (K²·C_out per pixel) outgrows the
+    scatter (K²·C_in per pixel) — the input gradient of a first layer (C_in 1 or 3) would
+    copy K²·C_out values per pixel."""
 
     def __init__(self, stride: int = 1, padding: int = 0, output_padding: Pair = (0, 0)):
         self.stride = stride
@@ -202,15 +205,22 @@ class ConvTranspose(TensorOp):
         n, out_h, out_w = g.shape[:3]
         shape = (n, self._in_size(out_h, w.shape[0], 0), self._in_size(out_w, w.shape[1], 1),
                  w.shape[2])
-        return self._by_im2col(g, w, shape) if self.stride == 1 else self._by_col2im(g, w, shape)
+        if self.stride == 1 and (w.shape[2] >= w.shape[3] or self._winograd(g, w)):
+            return self._by_im2col(g, w, shape)
+        return self._by_col2im(g, w, shape)
+
+    def _winograd(self, g: NDArray, w: NDArray) -> bool:
+        """Whether the stride-1 convolution of g with the flipped kernel takes Winograd."""
+        k_h, k_w = w.shape[0], w.shape[1]
+        swapped = (k_h, k_w, w.shape[3], w.shape[2])
+        return winograd.applies(g.shape, swapped, 1, k_h - 1 - self.padding, g.dtype) and \
+            self.output_padding == (0, 0) and k_h == k_w
 
     def _by_im2col(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
         """Stride 1: a convolution of g, padded by K-1-padding (cropped where that is
         negative), with the flipped, in/out-swapped kernel."""
         k_h, k_w = w.shape[0], w.shape[1]
-        swapped = (k_h, k_w, w.shape[3], w.shape[2])
-        if winograd.applies(g.shape, swapped, 1, k_h - 1 - self.padding, g.dtype) and \
-                self.output_padding == (0, 0) and k_h == k_w:
+        if self._winograd(g, w):
             flipped_w = w.flip((0, 1)).permute((0, 1, 3, 2))
             v = winograd.transform_input(g, k_h - 1 - self.padding)
             return winograd.conv2d(v, flipped_w, shape)
@@ -221,8 +231,7 @@ class ConvTranspose(TensorOp):
         return (cols @ flipped.permute((1, 0))).reshape(shape)
 
     def _by_col2im(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
-        """Stride > 1: g w^T gives every window's share, summed back by col2im; the dilated
-        convolution would spend stride² times the flops on zeros."""
+        """g w^T gives every window's share, summed back by col2im."""
         cols = g.compact().reshape((-1, g.shape[3])) @ _matrix(w).permute((1, 0))
         cols = cols.reshape(g.shape[:3] + w.shape[:3])
         return _col2im(cols, shape, self.stride, self.padding)
