@@ -1,7 +1,7 @@
 """A custom op ported from ``torch.autograd.Function``: softplus(x) = log(1 + e^x), its
 gradient written in needle ops (so it has a second derivative), checked with
-``ndl.gradcheck`` and ``ndl.gradgradcheck`` as in docs/custom_ops.md, and a Hessian-vector product of
-f(x) = sum(w * softplus(x)^2).
+``ndl.gradcheck`` and ``ndl.gradgradcheck`` as in docs/custom_ops.md, and a Hessian-vector
+product of f(x) = sum(w * softplus(x)^2).
 
     PYTHONPATH=. python examples/from_pytorch/custom_op.py
 
