@@ -20,7 +20,6 @@ alike (a Tensor is perturbed in place through ``.data``, as cs231n perturbs arra
 
 from __future__ import annotations
 
-from random import randrange
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -281,23 +280,27 @@ def eval_numerical_gradient_array(f: Callable[[Any], Any], x: Any, df: Any,
 
 
 def grad_check_sparse(f: Callable[[Any], Any], x: Any, analytic_grad: Any, num_checks: int = 10,
-                      h: float = 1e-5) -> None:
-    """cs231n's spot check: at ``num_checks`` random indices, print the numerical and the
-    analytic gradient and their relative error."""
+                      h: float = 1e-5, verbose: bool = True) -> list[float]:
+    """cs231n's spot check: at ``num_checks`` random indices (drawn from numpy's global RNG,
+    as every random number in needle is), print the numerical and the analytic gradient and
+    their relative error; the relative errors are returned, for code that asserts on them."""
     cell = _Perturbable(x)
     analytic = _as_float(analytic_grad)
+    errors = []
     try:
         for _ in range(num_checks):
-            ix = tuple(randrange(m) for m in cell.host.shape)
+            ix = tuple(np.random.randint(m) for m in cell.host.shape)
             fxph, fxmh = _on_both_sides(cell, ix, h, lambda: float(_as_float(f(x))))
             grad_numerical = (fxph - fxmh) / (2 * h)
             grad_analytic = float(analytic[ix])
-            rel = abs(grad_numerical - grad_analytic) / (abs(grad_numerical)
-                                                         + abs(grad_analytic) + 1e-300)
-            print(f"numerical: {grad_numerical:f} analytic: {grad_analytic:f}, "
-                  f"relative error: {rel:e}")
+            errors.append(abs(grad_numerical - grad_analytic) / (abs(grad_numerical)
+                                                                 + abs(grad_analytic) + 1e-300))
+            if verbose:
+                print(f"numerical: {grad_numerical:f} analytic: {grad_analytic:f}, "
+                      f"relative error: {errors[-1]:e}")
     finally:
         cell.restore()
+    return errors
 
 
 def rel_error(x: Any, y: Any) -> float:

@@ -5,10 +5,10 @@ cs231n's assignment-1 classifiers on scikit-learn's digits (and on CIFAR-10 too 
 column of ones appended (the bias trick), so W is (D + 1, C). Each loss is written twice:
 ``*_loss_naive`` with explicit loops and a hand-derived gradient, and ``*_loss_vectorized``
 on needle Tensors whose gradient comes from needle's autograd; both include ``reg * ΣW²``
-(cs231n's assignment-1 convention, no 1/2). ``grad_check_sparse`` compares the analytic
-gradient with central differences at random entries. ``LinearSVM`` and ``Softmax`` train by
-minibatch SGD; learning rate and regularisation come from a random search on a log scale,
-picked by validation accuracy. Figures: the learned weights of each class as images.
+(cs231n's assignment-1 convention, no 1/2). ``grad_check_sparse`` (``needle.gradcheck``'s)
+compares the analytic gradient with central differences at random entries. ``LinearSVM``
+and ``Softmax`` train by minibatch SGD; learning rate and regularisation come from a random
+search on a log scale, picked by validation accuracy. Figures: the learned weights of each class as images.
 
 Results: ``softmax_init_loss`` (small random W: should be ln 10), ``naive_vs_vectorized_diff``
 (largest loss or gradient difference, float64), ``grad_rel_error`` (worst sparse check),
@@ -25,6 +25,7 @@ import numpy as np
 
 import needle as ndl
 
+from ..gradcheck import grad_check_sparse
 from . import common
 
 LossFn = Callable[[np.ndarray, np.ndarray, np.ndarray, float], tuple[float, np.ndarray]]
@@ -99,32 +100,6 @@ def softmax_loss_vectorized(W: np.ndarray, X: np.ndarray, y: np.ndarray, reg: fl
     return _finish(loss, weight, reg)
 
 
-def rel_error(a: float, b: float) -> float:
-    return abs(a - b) / max(1e-18, abs(a) + abs(b))
-
-
-def grad_check_sparse(f: Callable[[np.ndarray], float], x: np.ndarray,
-                      analytic_grad: np.ndarray, num_checks: int = 10, h: float = 1e-5,
-                      verbose: bool = False) -> list[float]:
-    """Relative errors of ``analytic_grad`` against central differences of f at
-    ``num_checks`` random entries of x (changed and restored in place)."""
-    errors = []
-    for _ in range(num_checks):
-        ix = tuple(np.random.randint(m) for m in x.shape)
-        old = x[ix]
-        x[ix] = old + h
-        f_plus = f(x)
-        x[ix] = old - h
-        f_minus = f(x)
-        x[ix] = old
-        numeric = (f_plus - f_minus) / (2 * h)
-        errors.append(rel_error(numeric, analytic_grad[ix]))
-        if verbose:
-            print(f"numerical: {numeric:f} analytic: {analytic_grad[ix]:f}, relative error: "
-                  f"{errors[-1]:e}")
-    return errors
-
-
 # ---------------------------------------------------------------------------- classifiers
 class LinearClassifier:
     """scores = X W; trained by minibatch SGD on ``self.loss``."""
@@ -191,7 +166,8 @@ def checks(X: np.ndarray, y: np.ndarray) -> dict[str, float]:
             loss_n, grad_n = naive(W, X, y, reg)
             loss_v, grad_v = vectorized(W, X, y, reg)
             diffs += [abs(loss_n - loss_v), float(np.abs(grad_n - grad_v).max())]
-            errors += grad_check_sparse(lambda w: vectorized(w, X, y, reg)[0], W, grad_v)
+            errors += grad_check_sparse(lambda w: vectorized(w, X, y, reg)[0], W, grad_v,
+                                        verbose=False)
     return {"softmax_init_loss": init_loss, "naive_vs_vectorized_diff": max(diffs),
             "grad_rel_error": max(errors)}
 

@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from .. import solver as rules
+from ..gradcheck import rel_error
 from ..models import FullyConnectedNet
 from ..solver import Solver
 from . import common
@@ -71,11 +72,6 @@ EXPECTED = {
 
 def ramp(low: float, high: float) -> np.ndarray:
     return np.linspace(low, high, num=N * D).reshape(N, D)
-
-
-def rel_error(x: np.ndarray, y: np.ndarray) -> float:
-    """cs231n's relative error: max |x - y| / max(1e-8, |x| + |y|)."""
-    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y))))
 
 
 def update_rule_errors() -> dict[str, float]:
