@@ -205,25 +205,31 @@ class ConvTranspose(TensorOp):
         n, out_h, out_w = g.shape[:3]
         shape = (n, self._in_size(out_h, w.shape[0], 0), self._in_size(out_w, w.shape[1], 1),
                  w.shape[2])
-        if self.stride == 1 and (w.shape[2] >= w.shape[3] or self._winograd(g, w)):
+        if self._takes_winograd(g, w):
+            return self._by_winograd(g, w, shape)
+        if self.stride == 1 and w.shape[2] >= w.shape[3]:
             return self._by_im2col(g, w, shape)
         return self._by_col2im(g, w, shape)
 
-    def _winograd(self, g: NDArray, w: NDArray) -> bool:
-        """Whether the stride-1 convolution of g with the flipped kernel takes Winograd."""
+    def _takes_winograd(self, g: NDArray, w: NDArray) -> bool:
+        """Whether this is a stride-1 convolution of g with the flipped kernel that
+        Winograd computes."""
         k_h, k_w = w.shape[0], w.shape[1]
         swapped = (k_h, k_w, w.shape[3], w.shape[2])
-        return winograd.applies(g.shape, swapped, 1, k_h - 1 - self.padding, g.dtype) and \
-            self.output_padding == (0, 0) and k_h == k_w
+        return self.stride == 1 and self.output_padding == (0, 0) and k_h == k_w and \
+            winograd.applies(g.shape, swapped, 1, k_h - 1 - self.padding, g.dtype)
+
+    def _by_winograd(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
+        """Stride 1: Winograd's convolution of g, padded by K-1-padding, with the flipped,
+        in/out-swapped kernel."""
+        flipped_w = w.flip((0, 1)).permute((0, 1, 3, 2))
+        v = winograd.transform_input(g, w.shape[0] - 1 - self.padding)
+        return winograd.conv2d(v, flipped_w, shape)
 
     def _by_im2col(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
         """Stride 1: a convolution of g, padded by K-1-padding (cropped where that is
         negative), with the flipped, in/out-swapped kernel."""
         k_h, k_w = w.shape[0], w.shape[1]
-        if self._winograd(g, w):
-            flipped_w = w.flip((0, 1)).permute((0, 1, 3, 2))
-            v = winograd.transform_input(g, k_h - 1 - self.padding)
-            return winograd.conv2d(v, flipped_w, shape)
         spread = _pad_hw(g, (k_h - 1 - self.padding, k_w - 1 - self.padding))
         cols = _windows(spread, (k_h, k_w), 1).compact().reshape((math.prod(shape[:3]), -1))
         # rows (c_in) by (i, j, c_out): C_out stays the contiguous axis of the copy
