@@ -32,8 +32,9 @@ def _wrap(array: Any, device: Device) -> NDArray:
     """An NDArray around an array of ``device``'s module, without copying (the hot path)."""
     out = object.__new__(NDArray)
     # numpy reduces 0-d results to scalars; keep an array so setitem and numpy() behave
-    out._array = np.asarray(array) if isinstance(array, np.generic) else array
+    out._array = array = np.asarray(array) if isinstance(array, np.generic) else array
     out._device = device
+    out.shape, out.dtype = array.shape, array.dtype
     return out
 
 
@@ -54,9 +55,12 @@ def compact_strides(shape: Shape) -> Shape:
 class NDArray:
     """An n-dimensional array: a strided view over a flat buffer on a device."""
 
-    __slots__ = ("_array", "_device")
+    # shape and dtype are read on every op: kept as attributes, not properties of _array
+    __slots__ = ("_array", "_device", "shape", "dtype")
     _array: Any
     _device: Device
+    shape: Shape
+    dtype: np.dtype
 
     def __init__(self, other: Any, device: Device | None = None, dtype: DTypeLike | None = None):
         if isinstance(other, NDArray):
@@ -72,6 +76,7 @@ class NDArray:
                 dtype = "float32"
         self._array = xp.array(source, dtype=dtype)
         self._device = device
+        self.shape, self.dtype = self._array.shape, self._array.dtype
 
     @staticmethod
     def make(shape: Shape, strides: Shape | None = None, device: Device | None = None,
@@ -95,10 +100,6 @@ class NDArray:
 
     # ------------------------------------------------------------------ properties
     @property
-    def shape(self) -> Shape:
-        return self._array.shape
-
-    @property
     def strides(self) -> Shape:
         itemsize = self._array.itemsize
         return tuple(s // itemsize for s in self._array.strides)
@@ -110,10 +111,6 @@ class NDArray:
     @property
     def size(self) -> int:
         return self._array.size
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._array.dtype
 
     @property
     def device(self) -> Device:
