@@ -26,9 +26,15 @@ def check_adjoints(op: Op, grads: tuple[Any, ...], inputs: tuple[Any, ...]) -> t
         raise ValueError(f"{type(op).__name__}.gradient returned {len(grads)} adjoint(s) for "
                          f"{len(inputs)} input(s); return one per input (None where there is "
                          f"none)")
-    if all(not isinstance(g, Tensor) or (g.shape == x.shape and g.dtype == x.dtype)
-           for g, x in zip(grads, inputs)):
-        return grads  # the usual case: nothing to fix
+    for grad, x in zip(grads, inputs):  # the usual case, on the hot path: nothing to fix
+        if isinstance(grad, Tensor):
+            g_data, x_data = grad.cached_data, x.cached_data
+            if g_data.shape != x_data.shape or g_data.dtype != x_data.dtype:
+                break
+        elif not (grad is None or isinstance(grad, (Value, DeferredAdjoint))):
+            break  # not an adjoint at all: the error below
+    else:
+        return grads
     return tuple(_checked_adjoint(op, i, grad, x) for i, (grad, x) in enumerate(zip(grads,
                                                                                      inputs)))
 

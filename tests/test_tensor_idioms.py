@@ -282,6 +282,17 @@ def test_a_wrong_adjoint_dtype_or_count_fails_naming_the_op():
         TooMany()(ndl.Tensor(_a(2).astype(np.float32))).sum().backward()
 
 
+def test_an_adjoint_that_is_not_a_tensor_fails_naming_the_op():
+    """Failed before: a numpy adjoint passed the check (only Tensors were compared) and
+    crashed later, inside the sum of adjoints or the optimiser."""
+    class NumpyAdjoint(_WrongShape):
+        def gradient(self, out_grad, node):
+            return out_grad.numpy()
+
+    with pytest.raises(TypeError, match="NumpyAdjoint.gradient returned a ndarray for input 0"):
+        NumpyAdjoint()(ndl.Tensor(_a(2).astype(np.float32))).sum().backward()
+
+
 def test_compute_may_return_numpy_and_bad_inputs_get_a_clear_error():
     """Failed before: a numpy result or a scalar input gave "'...' object has no attribute"."""
     a = _a(4)
