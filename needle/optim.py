@@ -60,6 +60,7 @@ class _Flat:
         self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
         self.flat_value, self.flat_grad = (NDArray.make((total,), device=self.device, handle=a)
                                            for a in (self.value, self.grad))
+        self.value_slots = [self.raw(self.value, i) for i in range(len(params))]
         self.state_views = [{name: Tensor.make_const(self._view(flat, i))
                              for name, flat in self.buffers.items()} for i in range(len(params))]
         for i, (p, views) in enumerate(zip(self.params, self.state_views)):
@@ -92,7 +93,8 @@ class _Flat:
 
     def scatter(self) -> None:
         """Copy the updated values back into each parameter's own storage."""
-        fused.unflatten_from(self.flat_value, [p.cached_data for p in self.params])
+        for p, slot in zip(self.params, self.value_slots):
+            self.xp.copyto(_raw(p), slot)
 
 
 def _raw(t: Tensor) -> Array:

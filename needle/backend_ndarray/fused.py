@@ -106,15 +106,6 @@ def flatten_into(out: NDArray, arrays: list[NDArray]) -> None:
     out.device.module().concatenate([a._array.reshape(-1) for a in arrays], out=out._array)
 
 
-def unflatten_from(flat: NDArray, arrays: list[NDArray]) -> None:
-    """The inverse of ``flatten_into``: copy consecutive slices of the 1-D ``flat`` into
-    the arrays, in place (each keeps its own storage)."""
-    offset = 0
-    for a in arrays:
-        a._array[...] = flat._array[offset:offset + a.size].reshape(a.shape)
-        offset += a.size
-
-
 def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:
     """a @ b + bias, the bias (broadcast over rows, e.g. (1, n) or (n,)) added in place to
     the fresh product: one allocation."""
