@@ -37,13 +37,14 @@ class Linear(Module):
                               .reshape((1, out_features))) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim < 1 or x.shape[-1] != self.in_features:
+        shape = x.shape
+        if len(shape) < 1 or shape[-1] != self.in_features:
             raise ValueError(f"Linear expects inputs (..., {self.in_features}), got shape "
-                             f"{x.shape}")
-        if x.ndim == 2:
+                             f"{shape}")
+        if len(shape) == 2:
             return ops.linear(x, self.weight, self.bias)
         out = ops.linear(x.reshape((-1, self.in_features)), self.weight, self.bias)
-        return out.reshape(x.shape[:-1] + (self.out_features,))
+        return out.reshape(shape[:-1] + (self.out_features,))
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, " \
@@ -197,9 +198,10 @@ class BatchNorm1d(Module):
         self.running_var = init.ones(dim, device=device, dtype=dtype)
 
     def check_input(self, x: Tensor) -> None:
-        if x.ndim != 2 or x.shape[1] != self.dim:
+        shape = x.shape
+        if len(shape) != 2 or shape[1] != self.dim:
             raise ValueError(f"{type(self).__name__}({self.dim}) expects input (N, {self.dim}), "
-                             f"got {x.shape}")
+                             f"got {shape}")
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)

@@ -51,8 +51,10 @@ class Module:
         raise NotImplementedError
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if any(isinstance(a, np.ndarray) for a in args):
-            args = self._tensors_from_numpy(args)
+        for a in args:
+            if isinstance(a, np.ndarray):
+                args = self._tensors_from_numpy(args)
+                break
         if not self._hooks:
             return self.forward(*args, **kwargs)
         return self._hooks.call(self, args, kwargs)

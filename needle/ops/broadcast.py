@@ -37,9 +37,10 @@ def broadcast_tensors(*tensors: Tensor) -> list[Tensor]:
 def binary_operands(lhs: Any, rhs: Any) -> list[Tensor]:
     """Two operands as Tensors of one shape and one dtype (either may be a number or numpy
     array); dtypes follow PyTorch's promotion (``promotion.py``)."""
-    if isinstance(lhs, Tensor) and isinstance(rhs, Tensor) and lhs.shape == rhs.shape and \
-            lhs.dtype == rhs.dtype:
-        return [lhs, rhs]  # the common case, on the hot path of every binary op
+    if isinstance(lhs, Tensor) and isinstance(rhs, Tensor):  # the hot path of binary ops
+        a, b = lhs.cached_data, rhs.cached_data
+        if a.shape == b.shape and a.dtype == b.dtype:
+            return [lhs, rhs]  # the common case: nothing to convert
     like = lhs if isinstance(lhs, Tensor) else rhs
     lhs, rhs = as_tensor(lhs, like), as_tensor(rhs, like)
     if lhs.dtype != rhs.dtype:

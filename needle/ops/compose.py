@@ -62,10 +62,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def check_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     """x (N, in), weight (in, out) and bias (out,) or (1, out), or a clear error."""
-    if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[0]:
-        raise ValueError(f"linear needs x (N, in) and weight (in, out), got {x.shape} and "
-                         f"{weight.shape}")
-    if bias is not None and bias.shape not in ((weight.shape[1],), (1, weight.shape[1])):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[1]},) or "
-                         f"(1, {weight.shape[1]}), got {bias.shape}")
+    x_shape, w_shape = x.shape, weight.shape
+    if len(x_shape) != 2 or len(w_shape) != 2 or x_shape[1] != w_shape[0]:
+        raise ValueError(f"linear needs x (N, in) and weight (in, out), got {x_shape} and "
+                         f"{w_shape}")
+    if bias is not None and bias.shape not in ((w_shape[1],), (1, w_shape[1])):
+        raise ValueError(f"linear: bias must have shape ({w_shape[1]},) or "
+                         f"(1, {w_shape[1]}), got {bias.shape}")
     check_one_dtype("linear", x, weight, bias)

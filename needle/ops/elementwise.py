@@ -222,7 +222,7 @@ class ReLU(TensorOp):
         return a.maximum(0)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        return out_grad * (node > 0)
+        return out_grad * astype(node > 0, out_grad.dtype)  # the mask as numbers
 
 
 def relu(a: Tensor) -> Tensor:

@@ -21,10 +21,11 @@ def check_affine(x: Tensor, weight: Tensor | None, bias: Tensor | None,
                  channel_axis: int) -> None:
     if weight is None or bias is None:
         return
-    if weight.shape != (x.shape[channel_axis],) or bias.shape != weight.shape:
-        raise ValueError(f"normalize: weight and bias must have shape ({x.shape[channel_axis]},) "
-                         f"for input {x.shape} and channel_axis {channel_axis}, got "
-                         f"{weight.shape} and {bias.shape}")
+    shape, w_shape = x.shape, weight.shape
+    if w_shape != (shape[channel_axis],) or bias.shape != w_shape:
+        raise ValueError(f"normalize: weight and bias must have shape ({shape[channel_axis]},) "
+                         f"for input {shape} and channel_axis {channel_axis}, got "
+                         f"{w_shape} and {bias.shape}")
 
 
 def batch_norm(x: Tensor, axes: Axes = -1, eps: float = 1e-5, weight: Tensor | None = None,
