@@ -72,3 +72,14 @@ def test_max_pool2d_uses_the_primitive_only_for_non_overlapping_windows():
     assert isinstance(ops.max_pool2d(x, 2).op, ops.MaxPool)
     assert not isinstance(ops.max_pool2d(x, 2, stride=1).op, ops.MaxPool)
     assert not isinstance(ops.max_pool2d(x, 2, padding=1).op, ops.MaxPool)
+
+
+def test_the_routed_gradient_keeps_float32_with_ties():
+    """Ties divide the gradient among them; that division must not turn float32 into
+    float64 (MaxPoolGrad's own result, before backward casts adjoints back)."""
+    a = ndl.Tensor(np.ones((1, 4, 4, 2), np.float32))  # every element ties in its window
+    y = ops.max_pool(a, 2)
+    g = ndl.Tensor(np.full((1, 2, 2, 2), 4.0, np.float32))
+    routed = ops.MaxPoolGrad(2)(g, a, y)
+    assert routed.dtype == np.float32
+    np.testing.assert_array_equal(routed.numpy(), np.ones((1, 4, 4, 2), np.float32))

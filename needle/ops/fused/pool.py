@@ -35,12 +35,14 @@ def _window_max(a: Any, xp: Any, k: int) -> Any:
     return out
 
 
-def _shares(a: Any, y: Any, k: int) -> list[Any]:
+def _shares(a: Any, y: Any, k: int, xp: Any) -> list[Any]:
     """For each offset (i, j), the share of the window's gradient it gets: 1/ties where it
-    holds the window's max y, else 0."""
-    hits = [(part == y).astype(y.dtype) for part in _offsets(a, k)]
-    count = sum(hits[1:], hits[0].copy())
-    return hits if count.max() == 1 else [hit / count for hit in hits]  # ties are rare
+    holds the window's max y, else 0 (booleans when no window has a tie, the usual case)."""
+    hits = [part == y for part in _offsets(a, k)]
+    if sum(int(xp.count_nonzero(hit)) for hit in hits) == y.size:  # one max per window
+        return hits
+    count = sum(hit.astype(y.dtype) for hit in hits)  # ties are rare
+    return [hit / count for hit in hits]
 
 
 class MaxPool(TensorOp):
@@ -67,14 +69,17 @@ class MaxPoolGrad(TensorOp):
 
     def compute(self, g: NDArray, a: NDArray, y: NDArray) -> NDArray:
         xp, k = a.device.module(), self.kernel
-        out = xp.zeros(a.shape, dtype=g.dtype)
-        for target, share in zip(_offsets(out, k), _shares(a._array, y._array, k)):
+        n, h, w, c = a.shape
+        covered = h % k == 0 and w % k == 0  # else rows and columns past the windows get 0
+        out = xp.empty(a.shape, dtype=g.dtype) if covered else xp.zeros(a.shape, dtype=g.dtype)
+        for target, share in zip(_offsets(out, k), _shares(a._array, y._array, k, xp)):
             xp.multiply(share, g._array, out=target)
         return _wrap(out, a.device)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
         g, a, y = node.inputs
-        shares = _shares(a.cached_data._array, y.cached_data._array, self.kernel)
+        shares = _shares(a.cached_data._array, y.cached_data._array, self.kernel,
+                         a.device.module())
         parts = [getitem(out_grad, index) for index in _offset_indices(a.shape, self.kernel)]
         terms = [part * Tensor.make_const(_wrap(share, a.device))
                  for part, share in zip(parts, shares)]
