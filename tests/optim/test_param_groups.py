@@ -208,6 +208,18 @@ def test_fast_and_reference_rules_agree(name, skip):
         opt.step()
 
 
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_the_flat_rule_in_cache_sized_chunks_equals_one_pass(name, monkeypatch):
+    """The fast rule runs over slices of the flat buffers (``CACHE_CHUNK`` elements); with
+    chunks of 5 elements, which cut through every parameter, the trajectory is the same."""
+    whole, _ = _trajectory(ALL[name])
+    monkeypatch.setattr(optim, "CACHE_CHUNK", 5)
+    chunked, opt = _trajectory(ALL[name])
+    assert len(opt._flats[0][1].chunks()) > 2
+    for w, c in zip(whole, chunked):
+        np.testing.assert_array_equal(c, w, err_msg=name)
+
+
 @ndl.reference_mode(False)
 def test_two_optimisers_over_one_model_do_not_interfere():
     """Each updates the parameters where they lie (their storage never moves), so the
