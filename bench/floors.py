@@ -1,0 +1,162 @@
+"""Where the time of the workloads that miss their targets goes, against PyTorch, part by
+part: the same operation timed in needle, in PyTorch and (where needle adds nothing but the
+library call) as the plain numpy call that is its floor.
+
+    OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python bench/floors.py [--repeats 7]
+
+One BLAS thread on both sides; each part is the fastest of ``--repeats`` runs by the
+thread's CPU time (the machine is shared), each run the median of a few calls. Shapes are
+the benchmarks' (``bench/seq.py``, ``bench/conv.py``, ``bench/mlp_resnet.py``):
+- the language models' decoder (rows = seq x batch: 35 x 32 for the LSTM, 64 x 16 for the
+  Transformer; vocabulary 10,000): its three GEMMs and the softmax cross-entropy;
+- the Transformer's dropout mask, which the contract fixes as ``np.random.rand(*shape) <=
+  1 - p`` (float64 draws from numpy's global RNG, ``../shared/API.md``);
+- one LSTM layer over the whole sequence (forward and backward);
+- Adam over the Transformer LM's parameters;
+- the small CNN's 2x2 max pooling backward and BatchNorm2d forward and backward.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import needle as ndl  # noqa: E402
+from needle import nn, ops  # noqa: E402
+
+
+def best_ms(fn: Callable[[], Any], repeats: int, calls: int = 3) -> float:
+    """The fastest of ``repeats`` medians of ``calls`` calls, in thread CPU milliseconds."""
+    fn()
+    runs = []
+    for _ in range(repeats):
+        times = []
+        for _ in range(calls):
+            start = time.thread_time()
+            fn()
+            times.append(time.thread_time() - start)
+        runs.append(statistics.median(times))
+    return min(runs) * 1e3
+
+
+def decoder(rows: int, hidden: int, vocab: int = 10000) -> dict[str, Callable[[], Any]]:
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((rows, hidden), np.float32), rng.standard_normal((hidden, vocab),
+                                                                                np.float32)
+    dy, labels = rng.standard_normal((rows, vocab), np.float32), rng.integers(0, vocab, rows)
+    tx, tw, tdy = (torch.from_numpy(a) for a in (x, w, dy))
+    nx, nw = ndl.Tensor(x, requires_grad=True), ndl.Tensor(w, requires_grad=True)
+    logits, nlabels = ndl.Tensor(dy, requires_grad=True), ndl.Tensor(labels)
+    tlogits = torch.from_numpy(dy).requires_grad_()
+    tlabels = torch.from_numpy(labels)
+
+    def needle_gemms() -> None:
+        ops.matmul(nx, nw).backward(ndl.Tensor(dy))
+
+    def needle_loss() -> None:
+        nn.SoftmaxLoss()(logits, nlabels).backward()
+
+    def torch_loss() -> None:
+        F.cross_entropy(tlogits, tlabels).backward()
+
+    return {"3 GEMMs (x W, dY W^T, x^T dY): needle": needle_gemms,
+            "3 GEMMs: numpy floor": lambda: (x @ w, dy @ w.T, x.T @ dy),
+            "3 GEMMs: PyTorch": lambda: (tx @ tw, tdy @ tw.T, tx.T @ tdy),
+            "softmax cross-entropy fwd+bwd: needle": needle_loss,
+            "softmax cross-entropy fwd+bwd: PyTorch": torch_loss}
+
+
+def dropout_masks() -> dict[str, Callable[[], Any]]:
+    """The Transformer LM's ten dropout masks per step (the shapes of its dropout layers)."""
+    shapes = [(16, 4, 64, 64)] * 2 + [(1024, 128)] * 6 + [(1024, 512)] * 2
+    tensors = [torch.empty(s) for s in shapes]
+    return {"10 dropout masks: contract (np.random.rand <= 1 - p)":
+            lambda: [np.random.rand(*s) <= 0.9 for s in shapes],
+            "10 dropout masks: PyTorch bernoulli_": lambda: [t.bernoulli_(0.9) for t in tensors]}
+
+
+def lstm_layer(seq: int = 35, batch: int = 32, size: int = 256) -> dict[str, Callable[[], Any]]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((seq, batch, size), np.float32)
+    layer = nn.LSTM(size, size)
+    tlayer = torch.nn.LSTM(size, size)
+    nx, tx = ndl.Tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_()
+
+    def needle_lstm() -> None:
+        out, _ = layer(nx)
+        out.sum().backward()
+
+    def torch_lstm() -> None:
+        out, _ = tlayer(tx)
+        out.sum().backward()
+
+    return {"LSTM layer 256->256 fwd+bwd: needle": needle_lstm,
+            "LSTM layer 256->256 fwd+bwd: PyTorch": torch_lstm}
+
+
+def adam() -> dict[str, Callable[[], Any]]:
+    from needle.models import LanguageModel
+
+    model = LanguageModel(128, 10000, 512, num_layers=2, seq_model="transformer", seq_len=64,
+                          num_head=4, dim_head=32, dropout=0.1)
+    params = model.parameters()
+    for p in params:
+        p.grad = ndl.Tensor(np.ones(p.shape, np.float32))
+    opt = ndl.optim.Adam(params, lr=1e-3)
+    tparams = [torch.zeros(p.shape, requires_grad=True) for p in params]
+    for p in tparams:
+        p.grad = torch.ones(p.shape)
+    topt = torch.optim.Adam(tparams, lr=1e-3)
+    count = sum(p.size for p in params)
+    return {f"Adam step, {count / 1e6:.1f} M parameters: needle": opt.step,
+            f"Adam step, {count / 1e6:.1f} M parameters: PyTorch": topt.step}
+
+
+def cnn_parts() -> dict[str, Callable[[], Any]]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 16, 28, 28), np.float32)
+    pool, bn = nn.MaxPool2d(2), nn.BatchNorm2d(16)
+    tpool, tbn = torch.nn.MaxPool2d(2), torch.nn.BatchNorm2d(16)
+    nx, tx = ndl.Tensor(x, requires_grad=True), torch.from_numpy(x).requires_grad_()
+
+    def run(layer: Any, inp: Any) -> None:
+        layer(inp).sum().backward()
+
+    return {"MaxPool2d(2) fwd+bwd on 64x16x28x28: needle": lambda: run(pool, nx),
+            "MaxPool2d(2) fwd+bwd on 64x16x28x28: PyTorch": lambda: run(tpool, tx),
+            "BatchNorm2d(16) fwd+bwd on 64x16x28x28: needle": lambda: run(bn, nx),
+            "BatchNorm2d(16) fwd+bwd on 64x16x28x28: PyTorch": lambda: run(tbn, tx)}
+
+
+SECTIONS = {"lstm_lm decoder (1120 x 256 -> 10000)": lambda: decoder(35 * 32, 256),
+            "transformer_lm decoder (1024 x 128 -> 10000)": lambda: decoder(64 * 16, 128),
+            "transformer_lm dropout": dropout_masks,
+            "lstm_lm recurrence": lstm_layer,
+            "transformer_lm optimiser": adam,
+            "cnn_mnist passes": cnn_parts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", default=list(SECTIONS))
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    ndl.backend_ndarray.allocator.enable()  # as fit and the command line do
+    for name in args.sections:
+        print(name)
+        for part, fn in SECTIONS[name]().items():
+            print(f"  {part:<58} {best_ms(fn, args.repeats):8.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
