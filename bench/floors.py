@@ -99,8 +99,30 @@ def lstm_layer(seq: int = 35, batch: int = 32, size: int = 256) -> dict[str, Cal
         out, _ = tlayer(tx)
         out.sum().backward()
 
+    h, w = rng.standard_normal((batch, size), np.float32), rng.standard_normal((size, 4 * size),
+                                                                              np.float32)
+    d = rng.standard_normal((batch, 4 * size), np.float32)
+    xs, ws = x.reshape(-1, size), rng.standard_normal((size, 4 * size), np.float32)
+    th, tw, td, txs, tws = (torch.from_numpy(a) for a in (h, w, d, xs, ws))
+
+    def numpy_gemms() -> None:
+        for _ in range(seq):
+            h @ w
+            d @ w.T
+        dx = np.empty((seq * batch, 4 * size), np.float32)
+        xs @ ws, dx @ ws.T, xs.T @ dx, np.repeat(h, seq, 0).T @ dx
+
+    def torch_gemms() -> None:
+        for _ in range(seq):
+            th @ tw
+            td @ tw.T
+        dx = torch.empty(seq * batch, 4 * size)
+        txs @ tws, dx @ tws.T, txs.T @ dx, th.repeat(seq, 1).T @ dx
+
     return {"LSTM layer 256->256 fwd+bwd: needle": needle_lstm,
-            "LSTM layer 256->256 fwd+bwd: PyTorch": torch_lstm}
+            "LSTM layer 256->256 fwd+bwd: PyTorch": torch_lstm,
+            "its GEMMs (2 x 35 per step + 4 whole-sequence): numpy floor": numpy_gemms,
+            "its GEMMs: PyTorch": torch_gemms}
 
 
 def adam() -> dict[str, Callable[[], Any]]:
