@@ -33,7 +33,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .autograd import Tensor, no_grad
-from .backend_ndarray import Device, NDArray, fused
+from .backend_ndarray import Device, NDArray, fused, parallel
 from .nn import Parameter
 from .nn.utils import clip_grad_norm_
 from .reference import is_reference_mode
@@ -224,9 +224,16 @@ class Optimizer:
         for group, flat in self._groups():
             self._restore_views(flat)
             if flat.gather():
-                for chunk in flat.chunks():
-                    self.update(flat.xp, flat.value[chunk], flat.grad[chunk], flat.tmp[chunk],
-                                group, **{k: v[chunk] for k, v in flat.buffers.items()})
+                chunks = flat.chunks()
+
+                def update_chunks(lo: int, hi: int) -> None:  # called at once, below
+                    for chunk in chunks[lo:hi]:
+                        self.update(flat.xp, flat.value[chunk], flat.grad[chunk],
+                                    flat.tmp[chunk], group,
+                                    **{k: v[chunk] for k, v in flat.buffers.items()})
+
+                # chunks are independent: a large group's two halves run on two cores
+                parallel.over_rows(update_chunks, len(chunks), flat.offsets[-1], flat.xp)
             else:
                 for i, p in enumerate(flat.params):
                     if p.grad is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import parallel
 from .device import Shape
 from .ndarray import NDArray, _wrap, array_sum
 
@@ -118,27 +119,45 @@ def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
                           ) -> tuple[NDArray, NDArray]:
     """(loss, softmax): logsumexp(z_i) - z_i[y_i] per row of logits (N, C) (shifted by the
     row max, so nothing overflows), its mean or sum or the (N,) values for reduction
-    "none"; and the softmax of the rows, for the gradient."""
+    "none"; and the softmax of the rows, for the gradient. Rows are independent: a large
+    batch's two halves run on two cores (``parallel.py``)."""
     xp, z = logits.device.module(), logits._array
-    rows, labels = xp.arange(z.shape[0]), xp.asarray(labels)
-    shift = z.max(axis=1, keepdims=True)
-    probs = z - shift
-    xp.exp(probs, out=probs)  # in place: one (N, C) allocation, not two
-    total = probs.sum(axis=1, keepdims=True)
-    probs /= total
-    # log sum e^(z - max) - (z_y - max): exact even where |z| is large
-    losses = xp.log(total[:, 0])
-    losses -= z[rows, labels] - shift[:, 0]
+    labels = xp.asarray(labels)
+    probs, losses = xp.empty_like(z), xp.empty(z.shape[0], dtype=z.dtype)
+
+    def rows(lo: int, hi: int) -> None:
+        _softmax_cross_entropy_rows(xp, z[lo:hi], labels[lo:hi], probs[lo:hi], losses[lo:hi])
+
+    parallel.over_rows(rows, z.shape[0], z.size, xp)
     if reduction != "none":
         losses = xp.asarray(losses.sum() / (z.shape[0] if reduction == "mean" else 1),
                             dtype=z.dtype)
     return _wrap(losses, logits.device), _wrap(probs, logits.device)
 
 
+def _softmax_cross_entropy_rows(xp: Any, z: Any, labels: Any, probs: Any, losses: Any) -> None:
+    """Rows z (n, C) -> their softmax into probs (n, C) and losses (n,)."""
+    shift = z.max(axis=1, keepdims=True)
+    xp.subtract(z, shift, out=probs)
+    xp.exp(probs, out=probs)
+    total = probs.sum(axis=1, keepdims=True)
+    probs /= total
+    # log sum e^(z - max) - (z_y - max): exact even where |z| is large
+    xp.log(total[:, 0], out=losses)
+    losses -= z[xp.arange(z.shape[0]), labels] - shift[:, 0]
+
+
 def softmax_cross_entropy_grad(probs: NDArray, labels: Any, scale: NDArray) -> NDArray:
     """(probs - onehot(labels)) scale, with scale () or (N, 1) broadcast over rows: one
-    pass over the (N, C) probabilities, then the labels' entries."""
-    xp, c = probs.device.module(), scale._array
-    out = probs._array * c
-    out[xp.arange(out.shape[0]), xp.asarray(labels)] -= c.reshape(-1) if c.ndim else c
+    pass over the (N, C) probabilities, then the labels' entries (two cores for a large
+    batch)."""
+    xp, c, p = probs.device.module(), scale._array, probs._array
+    labels, out = xp.asarray(labels), xp.empty_like(p)
+
+    def rows(lo: int, hi: int) -> None:
+        c_rows = c[lo:hi] if c.ndim else c
+        xp.multiply(p[lo:hi], c_rows, out=out[lo:hi])
+        out[xp.arange(lo, hi), labels[lo:hi]] -= c_rows.reshape(-1) if c.ndim else c
+
+    parallel.over_rows(rows, p.shape[0], p.size, xp)
     return _wrap(out, probs.device)
