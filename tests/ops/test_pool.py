@@ -83,3 +83,19 @@ def test_the_routed_gradient_keeps_float32_with_ties():
     routed = ops.MaxPoolGrad(2)(g, a, y)
     assert routed.dtype == np.float32
     np.testing.assert_array_equal(routed.numpy(), np.ones((1, 4, 4, 2), np.float32))
+
+
+def test_a_window_of_nans_gets_no_gradient_and_no_warning():
+    """As before the no-tie shortcut: NaN != NaN, so a NaN window has no maximum to route
+    to; its gradient is 0, and no 0/0 warning is raised."""
+    import warnings
+
+    values = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    values[0, 0, 0, 0] = np.nan
+    x = ndl.Tensor(values, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ops.max_pool(x, 2).sum().backward()
+    grad = x.grad.numpy()[0, :, :, 0]
+    assert grad[:2, :2].sum() == 0  # the NaN window
+    np.testing.assert_array_equal(grad[2:, 2:], [[0, 0], [0, 1]])

@@ -41,7 +41,8 @@ def _shares(a: Any, y: Any, k: int, xp: Any) -> list[Any]:
     hits = [part == y for part in _offsets(a, k)]
     if sum(int(xp.count_nonzero(hit)) for hit in hits) == y.size:  # one max per window
         return hits
-    count = sum(hit.astype(y.dtype) for hit in hits)  # ties are rare
+    # ties are rare; a window of NaNs has no hit (NaN != NaN) and gets no gradient
+    count = xp.maximum(sum(hit.astype(y.dtype) for hit in hits), 1)
     return [hit / count for hit in hits]
 
 
