@@ -319,3 +319,22 @@ def test_conv_on_maps_smaller_than_the_kernel_matches_torch(size: int, stride: i
                 x, w, name=f"conv on {size}x{size}, stride {stride}")
     check_finite_differences(lambda a, b: ndl.conv(a, b, stride=stride, padding=1), x, w,
                              name="cropped conv")
+
+
+@pytest.mark.parametrize("c_in, c_out, k, padding", [(4, 8, 3, 1), (3, 16, 5, 2), (16, 32, 3, 0)])
+def test_conv_transpose_per_tap_products_equal_col2im(c_in, c_out, k, padding):
+    """At stride 1 with few channels ConvTranspose adds one product per tap into its window
+    (``_by_taps``) instead of scattering a K²-wide matrix (``_by_col2im``): the same sums."""
+    from needle.backend_ndarray import array
+    from needle.ops.fused.conv import TAPS_MAX_CHANNELS, ConvTranspose
+
+    assert c_out <= TAPS_MAX_CHANNELS
+    rng = np.random.default_rng(0)
+    g = array(rng.standard_normal((2, 6, 7, c_out)).astype(np.float32))
+    w = array(rng.standard_normal((k, k, c_in, c_out)).astype(np.float32))
+    op = ConvTranspose(1, padding)
+    shape = (2, 6 - 1 - 2 * padding + k, 7 - 1 - 2 * padding + k, c_in)
+    by_taps = op._by_taps(g, w, shape).numpy()
+    np.testing.assert_allclose(by_taps, op._by_col2im(g, w, shape).numpy(), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_array_equal(op.compute(g, w).numpy(), by_taps)  # the path taken

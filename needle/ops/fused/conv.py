@@ -22,6 +22,7 @@ import math
 
 from ... import backend_ndarray as nd
 from ...autograd import NDArray, Tensor, TensorOp
+from ...backend_ndarray.ndarray import _wrap
 from ...reference import replaces
 from .. import convolution
 from ..convolution import (check_bias, check_conv, check_conv_transpose, check_pool,
@@ -183,6 +184,12 @@ def _useful_taps(size: int, kernel: int, stride: int, padding: int) -> tuple[int
     return first, count, new_padding
 
 
+#: ConvTranspose's per-tap products pay over col2im at stride 1 up to this many output
+#: channels of the conv (C_out): 2-3x on 64x28x28 images with C_in 3-16 and C_out 16-32;
+#: even or worse from C_out 64 (measured, one thread).
+TAPS_MAX_CHANNELS = 32
+
+
 class ConvTranspose(TensorOp):
     """The adjoint of conv in its input: f(g, w) = d<conv(z, w), g>/dz for g (N,H_o,W_o,C_out),
     w (K_h,K_w,C_in,C_out); returns (N, H, W, C_in), H = (H_o-1)s - 2p + K_h + output_padding.
@@ -194,7 +201,8 @@ class ConvTranspose(TensorOp):
     Otherwise one matmul g w^T and a col2im scatter: dilating g would multiply the work by
     stride², and with C_in < C_out the im2col copy (K²·C_out per pixel) outgrows the
     scatter (K²·C_in per pixel) — the input gradient of a first layer (C_in 1 or 3) would
-    copy K²·C_out values per pixel."""
+    copy K²·C_out values per pixel. At stride 1 with few channels (C_out ≤
+    ``TAPS_MAX_CHANNELS``) one product per tap, each added into its window, beats both."""
 
     def __init__(self, stride: int = 1, padding: int = 0, output_padding: Pair = (0, 0)):
         self.stride = stride
@@ -209,6 +217,8 @@ class ConvTranspose(TensorOp):
             return self._by_winograd(g, w, shape)
         if self.stride == 1 and w.shape[2] >= w.shape[3]:
             return self._by_im2col(g, w, shape)
+        if self.stride == 1 and w.shape[3] <= TAPS_MAX_CHANNELS:
+            return self._by_taps(g, w, shape)
         return self._by_col2im(g, w, shape)
 
     def _takes_winograd(self, g: NDArray, w: NDArray) -> bool:
@@ -235,6 +245,24 @@ class ConvTranspose(TensorOp):
         # rows (c_in) by (i, j, c_out): C_out stays the contiguous axis of the copy
         flipped = w.flip((0, 1)).permute((2, 0, 1, 3)).compact().reshape((w.shape[2], -1))
         return (cols @ flipped.permute((1, 0))).reshape(shape)
+
+    def _by_taps(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
+        """Stride 1, few channels: per tap (i, j) one product g w[i, j]^T (N·H_o·W_o, C_in),
+        added into its shifted window of the padded image. col2im's matrix holds all K²
+        taps at once and is summed back through views whose contiguous runs are C_in long,
+        which costs more than the products when the channels are few."""
+        xp, (n, out_h, out_w, c_out) = g.device.module(), g.shape
+        k_h, k_w, c_in, p = w.shape[0], w.shape[1], w.shape[2], self.padding
+        rows = g.compact()._array.reshape(-1, c_out)
+        taps = xp.ascontiguousarray(w._array.transpose(0, 1, 3, 2))  # (K_h, K_w, C_out, C_in)
+        image = xp.zeros((n, shape[1] + 2 * p, shape[2] + 2 * p, c_in), dtype=rows.dtype)
+        product = xp.empty((rows.shape[0], c_in), dtype=rows.dtype)
+        share = product.reshape(n, out_h, out_w, c_in)
+        for i in range(k_h):
+            for j in range(k_w):
+                xp.matmul(rows, taps[i, j], out=product)
+                image[:, i:i + out_h, j:j + out_w] += share
+        return _wrap(image[:, p:p + shape[1], p:p + shape[2]], g.device)
 
     def _by_col2im(self, g: NDArray, w: NDArray, shape: tuple[int, ...]) -> NDArray:
         """g w^T gives every window's share, summed back by col2im."""
