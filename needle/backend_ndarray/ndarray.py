@@ -222,15 +222,17 @@ class NDArray:
 
     def compact(self) -> NDArray:
         """A row-major contiguous array with the same values (self when already compact)."""
-        a = self._array
+        a, xp = self._array, self._device.xp
         if a.flags.c_contiguous:
             return self
-        out = self._device.xp.empty(a.shape, dtype=a.dtype)  # a gather (im2col): two cores
+        if not parallel.splits(a.shape[0], a.size, xp):
+            return _wrap(xp.ascontiguousarray(a), self._device)
+        out = xp.empty(a.shape, dtype=a.dtype)  # a large gather (im2col): two cores
 
         def copy_rows(lo: int, hi: int) -> None:
             out[lo:hi] = a[lo:hi]
 
-        parallel.over_rows(copy_rows, a.shape[0], a.size, self._device.xp)
+        parallel.over_rows(copy_rows, a.shape[0], a.size, xp)
         return _wrap(out, self._device)
 
     def reshape(self, new_shape: Shape) -> NDArray:

@@ -53,11 +53,16 @@ def _the_worker() -> ThreadPoolExecutor:
     return _worker
 
 
+def splits(rows: int, size: int, xp: Any) -> bool:
+    """Whether ``over_rows`` splits a pass of ``rows`` rows and ``size`` elements on ``xp``."""
+    return ENABLED and xp is np and size >= MIN_ELEMENTS and rows >= 2
+
+
 def over_rows(fn: Callable[[int, int], Any], rows: int, size: int, xp: Any) -> None:
     """``fn(0, rows)``, or ``fn(0, rows // 2)`` on the worker thread and ``fn(rows // 2,
     rows)`` here when the pass (``size`` elements, on module ``xp``) is worth splitting.
     ``fn`` must write disjoint rows of its outputs."""
-    if not ENABLED or xp is not np or size < MIN_ELEMENTS or rows < 2:
+    if not splits(rows, size, xp):
         fn(0, rows)
         return
     half = rows // 2
