@@ -22,7 +22,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from typing import Any, Callable
 
 import numpy as np
@@ -31,21 +30,16 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import needle as ndl  # noqa: E402
+from common import CLOCKS, timer  # noqa: E402  (bench/, the script's own folder)
 from needle import nn, ops  # noqa: E402
 
 
 def best_ms(fn: Callable[[], Any], repeats: int, calls: int = 3) -> float:
-    """The fastest of ``repeats`` medians of ``calls`` calls, in thread CPU milliseconds."""
+    """The fastest of ``repeats`` medians of ``calls`` calls (after one warm-up call), in
+    thread CPU milliseconds."""
+    time_steps = timer(CLOCKS["cpu"])
     fn()
-    runs = []
-    for _ in range(repeats):
-        times = []
-        for _ in range(calls):
-            start = time.thread_time()
-            fn()
-            times.append(time.thread_time() - start)
-        runs.append(statistics.median(times))
-    return min(runs) * 1e3
+    return min(statistics.median(time_steps(fn, 0, calls)) for _ in range(repeats)) * 1e3
 
 
 def decoder(rows: int, hidden: int, vocab: int = 10000) -> dict[str, Callable[[], Any]]:
