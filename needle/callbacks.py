@@ -451,9 +451,10 @@ class DistributedTrainer(Callback):
     """Data-parallel training (``needle.distributed``; with the optimiser wrapped in
     ``DistributedOptimizer`` and each rank's loaders on its share of the data): before the
     fit (after a resume) rank 0's parameters and buffers go to every rank and each rank gets
-    its own RNG stream (dropout; a resume with as many ranks restores each one's); each epoch sets the training sampler's epoch; each pass
-    starts from rank 0's buffers (BatchNorm's running statistics, as PyTorch's DDP), so
-    all ranks evaluate one model. In one process only ``set_epoch`` does anything."""
+    its own RNG stream (dropout; a resume with as many ranks restores each one's); each
+    epoch sets the training sampler's epoch; each pass starts from rank 0's buffers
+    (BatchNorm's running statistics, as PyTorch's DDP), so all ranks evaluate one model.
+    In one process only ``set_epoch`` does anything."""
 
     order = -9  # after Checkpoint's resume, before the other callbacks' epochs
 

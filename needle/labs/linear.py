@@ -8,7 +8,8 @@ on needle Tensors whose gradient comes from needle's autograd; both include ``re
 (cs231n's assignment-1 convention, no 1/2). ``grad_check_sparse`` (``needle.gradcheck``'s)
 compares the analytic gradient with central differences at random entries. ``LinearSVM``
 and ``Softmax`` train by minibatch SGD; learning rate and regularisation come from a random
-search on a log scale, picked by validation accuracy. Figures: the learned weights of each class as images.
+search on a log scale, picked by validation accuracy. Figures: the learned weights of each
+class as images.
 
 Results: ``softmax_init_loss`` (small random W: should be ln 10), ``naive_vs_vectorized_diff``
 (largest loss or gradient difference, float64), ``grad_rel_error`` (worst sparse check),

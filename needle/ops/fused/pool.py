@@ -4,8 +4,9 @@ It replaces the composition ``max(im2col(a, k, stride=k), axes=(3, 4))`` that
 ``ops.max_pool2d`` uses in general. Its forward takes the elementwise maximum of the k²
 strided views a[:, i::k, j::k] (no window view, no padding, no reduction over small axes),
 and its gradient is one node (``MaxPoolGrad``) where the composed max records a comparison,
-a sum, a division and a scatter (col2im) node. Rows and columns past the last whole window are dropped, as
-PyTorch's floor mode does; ties share the gradient evenly, as the composed max does.
+a sum, a division and a scatter (col2im) node. Rows and columns past the last whole window
+are dropped, as PyTorch's floor mode does; ties share the gradient evenly, as the composed
+max does.
 """
 
 from __future__ import annotations
