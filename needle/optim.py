@@ -72,7 +72,7 @@ class _Flat:
             for name, view in views.items():  # the state so far moves into the buffers
                 if name in state.get(p, {}):
                     self.raw(self.buffers[name], i)[...] = _raw(state[p][name])
-            state[p] = views
+            state[p] = dict(views)  # its own dict: a rule replacing an entry is noticed
 
     def _view(self, flat: Array, i: int) -> NDArray:
         """Parameter i's slot of ``flat``, as an NDArray of its shape sharing memory."""
@@ -243,8 +243,8 @@ class Optimizer:
             flat.scatter()
 
     def _restore_views(self, flat: _Flat) -> None:
-        """State replaced since the last fast step (reference mode, load_state_dict) is
-        copied back into the flat buffers."""
+        """State replaced since the last fast step (by the reference rule, which assigns
+        new buffers, ``load_state_dict`` or the user) is copied into the flat buffers."""
         for i, (p, views) in enumerate(zip(flat.params, flat.state_views)):
             current = self.state[p]
             for name, view in views.items():

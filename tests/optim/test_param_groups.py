@@ -181,15 +181,15 @@ ALL = {
 }
 
 
-def _trajectory(make, switch_at=None, skip=False):
-    """Final values after 8 steps; reference mode from ``switch_at`` on; with ``skip`` the
-    second parameter has no gradient at odd steps."""
+def _trajectory(make, reference_at=(), skip=False):
+    """Final values after 8 steps, those in ``reference_at`` taken in reference mode; with
+    ``skip`` the second parameter has no gradient at odd steps."""
     params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
     opt = make(params)
     for k in range(8):
         for i, (p, g) in enumerate(zip(params, GRADS[k])):
             p.grad = None if skip and i == 1 and k % 2 else ndl.Tensor(g)
-        with ndl.reference_mode(switch_at is not None and k >= switch_at):
+        with ndl.reference_mode(k in reference_at):
             opt.step()
     return [p.numpy() for p in params], opt
 
@@ -197,15 +197,16 @@ def _trajectory(make, switch_at=None, skip=False):
 @pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("name", sorted(ALL))
 def test_fast_and_reference_rules_agree(name, skip):
-    """The flat rule, the per-parameter rule and a switch between them mid-training."""
+    """The flat rule, the per-parameter rule, and switches between them mid-training: the
+    fast rule after reference steps continues from the state those steps left."""
     fast, _ = _trajectory(ALL[name], skip=skip)
-    reference, _ = _trajectory(ALL[name], switch_at=0, skip=skip)
-    switched, opt = _trajectory(ALL[name], switch_at=4, skip=skip)
-    for f, r, s in zip(fast, reference, switched):
+    reference, _ = _trajectory(ALL[name], reference_at=range(8), skip=skip)
+    switched, _ = _trajectory(ALL[name], reference_at=(4, 5), skip=skip)
+    back_and_forth, _ = _trajectory(ALL[name], reference_at=(0, 2, 3, 6), skip=skip)
+    for f, r, s, b in zip(fast, reference, switched, back_and_forth):
         np.testing.assert_allclose(r, f, rtol=1e-5, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(s, f, rtol=1e-5, atol=1e-6, err_msg=name)
-    with ndl.reference_mode(False):  # and back to the fast rule after the switch
-        opt.step()
+        np.testing.assert_allclose(b, f, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 @pytest.mark.parametrize("name", sorted(ALL))
