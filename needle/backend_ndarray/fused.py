@@ -107,6 +107,12 @@ def flatten_into(out: NDArray, arrays: list[NDArray]) -> None:
     out.device.module().concatenate([a._array.reshape(-1) for a in arrays], out=out._array)
 
 
+def multiply_where_positive(g: NDArray, y: NDArray) -> NDArray:
+    """g [y > 0] (same shapes): the mask cast inside the product, one pass and no float
+    copy of the mask (relu's adjoint)."""
+    return _wrap(g.device.module().multiply(g._array, y._array > 0, dtype=g.dtype), g.device)
+
+
 def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:
     """a @ b + bias, the bias (broadcast over rows, e.g. (1, n) or (n,)) added in place to
     the fresh product: one allocation."""

@@ -18,8 +18,8 @@ from .elementwise import (AddScalar, AsType, Compare, DivScalar, EWiseAdd, EWise
                           PowerScalar, ReLU, Tanh, add, add_scalar, astype, divide,
                           divide_scalar, equal, exp, greater, greater_equal, less, less_equal,
                           log, logical_not, maximum, mul_scalar, multiply, negate, not_equal,
-                          power, power_scalar, relu)
-from .fused.activation import Sigmoid, SigmoidGrad, TanhGrad, sigmoid, tanh
+                          power, power_scalar)
+from .fused.activation import ReLUGrad, Sigmoid, SigmoidGrad, TanhGrad, relu, sigmoid, tanh
 from .fused.conv import (Col2Im, Conv, ConvTranspose, ConvWeight, Im2Col, avg_pool2d, col2im,
                          conv, conv_transpose, conv_weight, im2col, max_pool2d)
 from .fused.cross_entropy import (SoftmaxCrossEntropy, SoftmaxCrossEntropyGrad,
@@ -62,7 +62,7 @@ __all__ = [
     "Col2Im", "Conv", "ConvBatchNorm", "ConvTranspose", "ConvWeight", "Im2Col", "LSTMSequence",
     "LSTMSequenceGrad", "Linear", "MaxPool", "MaxPoolGrad", "Normalize", "NormalizeAffineGrad",
     "NormalizeGrad", "Recorded", "Sigmoid", "SigmoidGrad", "Softmax", "SoftmaxCrossEntropy",
-    "SoftmaxCrossEntropyGrad", "TanhGrad",
+    "SoftmaxCrossEntropyGrad", "TanhGrad", "ReLUGrad",
     "avg_pool2d", "batch_norm", "col2im", "conv", "conv_batch_norm", "conv_transpose",
     "conv_weight", "im2col", "linear", "lstm_sequence", "max_pool", "max_pool2d", "normalize",
     "sigmoid", "softmax", "softmax_cross_entropy",

@@ -63,6 +63,7 @@ def test_activations_agree(shape, seed):
     x = normal(np.random.default_rng(seed), *shape) * 3
     check_agree(ops.sigmoid, [x], seed, "sigmoid")
     check_agree(ops.tanh, [x], seed, "tanh")
+    check_agree(ops.relu, [x], seed, "relu")  # normal draws are never exactly at the kink
 
 
 def test_sigmoid_composition_stays_finite_for_large_inputs():
@@ -186,7 +187,7 @@ def test_pooling_agrees(n, size, c, kernel, stride, data, seed):
 
 
 def test_every_fused_function_names_its_composition():
-    fused = [ops.sigmoid, ops.tanh, ops.softmax, ops.linear, ops.softmax_cross_entropy,
+    fused = [ops.sigmoid, ops.tanh, ops.relu, ops.softmax, ops.linear, ops.softmax_cross_entropy,
              ops.normalize, ops.batch_norm, ops.conv, ops.conv_transpose, ops.conv_weight,
              ops.max_pool2d, ops.avg_pool2d]
     for fn in fused:

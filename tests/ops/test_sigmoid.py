@@ -51,9 +51,10 @@ def _second_derivative_check(ndl_op, torch_op, x):
     check_torch(ndl_fn, torch_fn, x, name=f"{ndl_op.__name__}''")
 
 
-def test_tanh_and_sigmoid_gradient_ops_differentiate_again():
-    """TanhGrad and SigmoidGrad: first and second derivatives against PyTorch."""
+def test_activation_gradient_ops_differentiate_again():
+    """TanhGrad, SigmoidGrad and ReLUGrad: first and second derivatives against PyTorch."""
     x = np.random.default_rng(3).standard_normal((3, 4))
-    for ndl_op, torch_op in ((ndl.tanh, torch.tanh), (ndl.sigmoid, torch.sigmoid)):
+    for ndl_op, torch_op in ((ndl.tanh, torch.tanh), (ndl.sigmoid, torch.sigmoid),
+                             (ndl.relu, torch.relu)):
         check_torch(ndl_op, torch_op, x, name=ndl_op.__name__)
         _second_derivative_check(ndl_op, torch_op, x)

@@ -4,7 +4,7 @@ function is marked ``@replaces(composition)``, so reference mode runs the compos
 and ``tests/ops/test_fused.py`` checks that both agree in value and in first and second
 derivatives.
 
-- ``activation``: Sigmoid (+ SigmoidGrad), tanh's adjoint TanhGrad (recurrent cells)
+- ``activation``: Sigmoid (+ SigmoidGrad) and the adjoints TanhGrad, ReLUGrad (RNNs, MLPs)
 - ``softmax``: Softmax (attention)
 - ``linear``: Linear, x W + b (every Linear layer)
 - ``cross_entropy``: SoftmaxCrossEntropy (+ Grad) (every classifier's loss)

@@ -1,7 +1,8 @@
-"""Fused activations for recurrent networks: sigmoid and the adjoints of tanh and sigmoid
-as one node each (an LSTM step applies three sigmoids and two tanh).
+"""Fused activations: sigmoid and the adjoints of tanh, sigmoid and relu as one node each
+(an LSTM step applies three sigmoids and two tanh; an MLP a relu per layer).
 
-Each replaces a composition in ``ops/`` (``compose.sigmoid``, ``Tanh.gradient``); in
+Each replaces a composition in ``ops/`` (``compose.sigmoid``, ``Tanh.gradient``,
+``ReLU.gradient``); in
 reference mode those run instead, and ``tests/ops/test_fused.py`` checks that both agree in
 value and in first and second derivatives.
 """
@@ -9,6 +10,7 @@ value and in first and second derivatives.
 from __future__ import annotations
 
 from ...autograd import NDArray, Tensor, TensorOp
+from ...backend_ndarray import fused
 from ...reference import replaces
 from .. import compose, elementwise
 
@@ -69,3 +71,29 @@ class TanhGrad(TensorOp):
 @replaces(elementwise.tanh)
 def tanh(a: Tensor) -> Tensor:
     return Tanh()(a)
+
+
+class ReLU(elementwise.ReLU):
+    """relu (``elementwise.ReLU``) whose adjoint is one ReLUGrad node."""
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
+        return ReLUGrad()(out_grad, node)
+
+
+class ReLUGrad(TensorOp):
+    """f(g, y) = g [y > 0], relu's adjoint given its output y (y > 0 exactly where the
+    input is); df = (V [y > 0], 0): linear in g, and the mask is flat in y.
+
+    Replaces ``elementwise.ReLU.gradient``'s ``g * astype(y > 0, g.dtype)``: one node and
+    one pass where that records three nodes (compare, cast, product)."""
+
+    def compute(self, g: NDArray, y: NDArray) -> NDArray:
+        return fused.multiply_where_positive(g, y)
+
+    def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, None]:
+        return ReLUGrad()(out_grad, node.inputs[1]), None
+
+
+@replaces(elementwise.relu)
+def relu(a: Tensor) -> Tensor:
+    return ReLU()(a)
