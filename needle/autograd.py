@@ -288,13 +288,13 @@ class DeferredAdjoint:
 def sum_node_list(node_list: list[Any], node: Value | None = None) -> Any:
     """The sum of a node's partial adjoints, added in order (no zero start, which would
     cost an op). Deferred adjoints are combined by their kind, or plainly in reference mode."""
-    if len(node_list) > 1 or not isinstance(node_list[0], Value):
-        deferred = next((g for g in node_list if isinstance(g, DeferredAdjoint)), None)
-        if deferred is not None and node is not None:
-            if not is_reference_mode():
-                return type(deferred).combine(node_list, node)
-            node_list = [g.value(node) if isinstance(g, DeferredAdjoint) else g
-                         for g in node_list]
+    if len(node_list) == 1 and isinstance(node_list[0], Value):
+        return node_list[0]  # the usual case: one consumer
+    deferred = next((g for g in node_list if isinstance(g, DeferredAdjoint)), None)
+    if deferred is not None and node is not None:
+        if not is_reference_mode():
+            return type(deferred).combine(node_list, node)
+        node_list = [g.value(node) if isinstance(g, DeferredAdjoint) else g for g in node_list]
     return functools.reduce(operator.add, node_list)
 
 

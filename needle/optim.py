@@ -108,7 +108,7 @@ class _Flat:
     def scatter(self) -> None:
         """Copy the updated values back into each parameter's own storage."""
         for p, slot in zip(self.params, self.value_slots):
-            self.xp.copyto(_raw(p), slot)
+            _raw(p)[...] = slot  # (np.copyto would cost a dispatch more per call)
 
 
 def _raw(t: Tensor) -> Array:

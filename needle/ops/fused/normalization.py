@@ -67,7 +67,7 @@ class Normalize(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor | tuple[Tensor, ...]:
         x = node.inputs[0]
-        normalized, _, _, inv_std = (Tensor.make_const(a) for a in node.saved)
+        normalized, inv_std = Tensor.make_const(node.saved[0]), Tensor.make_const(node.saved[3])
         if len(node.inputs) == 1:
             return NormalizeGrad(self.axes, self.eps)(out_grad, x, normalized, inv_std)
         grads = NormalizeAffineGrad(self.axes, self.eps, self.channel_axis)(
