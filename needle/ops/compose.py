@@ -69,4 +69,5 @@ def check_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     if bias is not None and bias.shape not in ((w_shape[1],), (1, w_shape[1])):
         raise ValueError(f"linear: bias must have shape ({w_shape[1]},) or "
                          f"(1, {w_shape[1]}), got {bias.shape}")
-    check_one_dtype("linear", x, weight, bias)
+    if weight.dtype != x.dtype or (bias is not None and bias.dtype != x.dtype):
+        check_one_dtype("linear", x, weight, bias)  # the error, naming the dtypes
