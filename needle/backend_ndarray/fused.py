@@ -101,12 +101,6 @@ def normalize_affine_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
     return _wrap(out, device), _wrap(grad_weight, device), _wrap(grad_bias, device)
 
 
-def flatten_into(out: NDArray, arrays: list[NDArray]) -> None:
-    """Write the arrays, each flattened in row-major order, one after another into the 1-D
-    ``out`` (converting to its dtype): one copy for a whole list, e.g. of gradients."""
-    out.device.module().concatenate([a._array.reshape(-1) for a in arrays], out=out._array)
-
-
 def multiply_where_positive(g: NDArray, y: NDArray) -> NDArray:
     """g [y > 0] (same shapes): the mask cast inside the product, one pass and no float
     copy of the mask (relu's adjoint)."""

@@ -81,7 +81,7 @@ def test_optimiser_chunks_on_two_threads_equal_one_thread(make, monkeypatch):
             opt.step()
         return [p.numpy().copy() for p in model.parameters()]
 
-    monkeypatch.setattr(optim, "CACHE_CHUNK", 4)  # 14 chunks over 53 values
+    monkeypatch.setattr(optim, "CACHE_CHUNK", 4)  # 14 spans over 53 values
     monkeypatch.setattr(parallel, "ENABLED", False)
     whole = trajectory()
     monkeypatch.setattr(parallel, "ENABLED", True)

@@ -209,16 +209,60 @@ def test_fast_and_reference_rules_agree(name, skip):
         np.testing.assert_allclose(b, f, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("chunk, direct_min", [(5, 10 ** 9), (5, 1), (8, 6)],
+                         ids=["copied", "in-place", "both"])
+@pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("name", sorted(ALL))
-def test_the_flat_rule_in_cache_sized_chunks_equals_one_pass(name, monkeypatch):
-    """The fast rule runs over slices of the flat buffers (``CACHE_CHUNK`` elements); with
-    chunks of 5 elements, which cut through every parameter, the trajectory is the same."""
-    whole, _ = _trajectory(ALL[name])
-    monkeypatch.setattr(optim, "CACHE_CHUNK", 5)
-    chunked, opt = _trajectory(ALL[name])
-    assert len(opt._flats[0][1].chunks()) > 2
+def test_the_flat_rule_in_cache_sized_spans_equals_one_pass(name, skip, chunk, direct_min,
+                                                            monkeypatch):
+    """The fast rule runs over spans of ``CACHE_CHUNK`` elements, on copies of the values
+    or (parameters of ``DIRECT_MIN`` elements or more) in the parameters' storage. Spans of
+    5 or 8 elements cut through the parameters (12, 4, 4 and 5 elements) and, with
+    ``skip``, end at the one without a gradient; the trajectory stays the same."""
+    whole, _ = _trajectory(ALL[name], skip=skip)
+    monkeypatch.setattr(optim, "CACHE_CHUNK", chunk)
+    monkeypatch.setattr(optim, "DIRECT_MIN", direct_min)
+    chunked, opt = _trajectory(ALL[name], skip=skip)
+    assert len(opt._flats[0][1].all_spans) > 2
     for w, c in zip(whole, chunked):
         np.testing.assert_array_equal(c, w, err_msg=name)
+
+
+def test_spans_cut_parameters_and_stop_at_gaps():
+    """Pieces (parameter, first, end element) of spans of at most 4 elements, over
+    parameters of 3, 6, 2 and 1 elements, with and without the second."""
+    params = [ndl.nn.Parameter(np.zeros(n, np.float32)) for n in (3, 6, 2, 1)]
+    flat = optim._Flat(params, {}, ())
+    flat.span_size = 4
+    assert flat.spans([True] * 4) == [
+        (slice(0, 4), [(0, 0, 3), (1, 0, 1)]), (slice(4, 8), [(1, 1, 5)]),
+        (slice(8, 12), [(1, 5, 6), (2, 0, 2), (3, 0, 1)])]
+    assert flat.spans([True, False, True, True]) == [
+        (slice(0, 3), [(0, 0, 3)]), (slice(9, 12), [(2, 0, 2), (3, 0, 1)])]
+    flat.direct_min = 6  # the second parameter is large: spans of its own
+    assert flat.spans([True] * 4) == [
+        (slice(0, 3), [(0, 0, 3)]), (slice(3, 7), [(1, 0, 4)]), (slice(7, 9), [(1, 4, 6)]),
+        (slice(9, 12), [(2, 0, 2), (3, 0, 1)])]
+
+
+@ndl.reference_mode(False)
+@pytest.mark.parametrize("direct_min", [10 ** 9, 1], ids=["copied", "large"])
+def test_a_strided_parameter_cut_between_spans_is_updated_in_place(direct_min, monkeypatch):
+    """A parameter whose storage is a transposed view still gets every element back, where
+    it lies, when a span boundary falls inside it (copied through the scratch arrays even
+    when it is large: only contiguous storage is updated directly)."""
+    monkeypatch.setattr(optim, "CACHE_CHUNK", 4)
+    monkeypatch.setattr(optim, "DIRECT_MIN", direct_min)
+    base = np.arange(12, dtype=np.float32).reshape(3, 4)
+    p = ndl.nn.Parameter(np.zeros((4, 3), np.float32))
+    p.cached_data = ndl.backend_ndarray.array(base).permute((1, 0))
+    storage = p.cached_data._array
+    assert not storage.flags.c_contiguous
+    grad = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    p.grad = ndl.Tensor(grad)
+    optim.SGD([p], lr=0.5).step()
+    np.testing.assert_allclose(p.numpy(), base.T - 0.5 * grad, rtol=1e-6)
+    assert p.cached_data._array is storage
 
 
 @ndl.reference_mode(False)
