@@ -9,7 +9,7 @@ per-channel sums it needs. At world size 1 it computes exactly what BatchNorm do
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -33,6 +33,18 @@ def _global_sums(xp: Any, *sums: Any) -> list[Any]:
     return [packed[end - s.size:end].reshape(s.shape) for s, end in zip(sums, ends)]
 
 
+class SyncStatistics(NamedTuple):
+    """What SyncNormalize's forward pass hands to its gradient and to the running
+    statistics: h (the input normalised), r = 1 / sqrt(var + eps) (kept dims), the global
+    mean and var (C,) and the global number of values per channel."""
+
+    normalized: NDArray
+    inv_std: Any
+    mean: NDArray
+    var: NDArray
+    group_size: float
+
+
 class SyncNormalize(TensorOp):
     """f(x, w, b) = h w + b, h = (x - mean) r, r = 1 / sqrt(var + eps), the statistics
     (biased variance) over ``axes`` of every rank's x; w, b (C,) along axis 1.
@@ -40,14 +52,18 @@ class SyncNormalize(TensorOp):
     sum(g h), df/db g = sum(g) over this rank's batch (SyncNormalizeGrad): summed over the
     ranks they are the gradients of the global loss.
 
-    After ``compute`` it keeps the global ``mean`` and ``var`` (C,) for the running
-    statistics, and ``count``, the global number of values per channel."""
+    Saves ``SyncStatistics`` on the output node (``node.saved``): h, r, the global mean
+    and var (C,) for the running statistics and the global number of values per channel,
+    so one instance can be called again before the first call's backward."""
+
+    saves = True
 
     def __init__(self, axes: Axes, eps: float):
         self.axes = axes
         self.eps = eps
 
-    def compute(self, x: NDArray, weight: NDArray, bias: NDArray) -> NDArray:
+    def compute(self, x: NDArray, weight: NDArray,
+                bias: NDArray) -> tuple[NDArray, SyncStatistics]:
         xp, a = x.device.module(), x._array
         local_count = xp.full((1,), math.prod(a.shape[i] for i in self.axes), dtype=a.dtype)
         total, count = _global_sums(xp, array_sum(xp, a, self.axes, keepdims=True),
@@ -57,15 +73,16 @@ class SyncNormalize(TensorOp):
         (squares,) = _global_sums(xp, array_sum(xp, centered * centered, self.axes,
                                                 keepdims=True))
         var = squares / count
-        self.inv_std = 1 / xp.sqrt(var + self.eps)
-        self.normalized = _wrap(centered * self.inv_std, x.device)
-        self.mean, self.var = _wrap(mean.reshape(-1), x.device), _wrap(var.reshape(-1), x.device)
-        self.count = float(count[0])
-        return fused.affine(self.normalized, weight, bias, channel_axis=1)
+        inv_std = 1 / xp.sqrt(var + self.eps)
+        device = x.device
+        stats = SyncStatistics(_wrap(centered * inv_std, device), inv_std,
+                               _wrap(mean.reshape(-1), device), _wrap(var.reshape(-1), device),
+                               float(count[0]))
+        return fused.affine(stats.normalized, weight, bias, channel_axis=1), stats
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, ...]:
         x, weight, _ = node.inputs
-        grads = SyncNormalizeGrad(self)(out_grad, x, weight)
+        grads = SyncNormalizeGrad(self.axes, node.saved)(out_grad, x, weight)
         return grads[0], grads[1], grads[2]
 
 
@@ -74,18 +91,19 @@ class SyncNormalizeGrad(TensorTupleOp):
     rank's batch; dx = r w (g - sum(db) / n - h sum(dw) / n), the sums all-reduced and n
     the global count. No second derivative (it would need collectives of its own)."""
 
-    def __init__(self, forward: SyncNormalize):
-        self.forward = forward
+    def __init__(self, axes: Axes, stats: SyncStatistics):
+        self.axes = axes
+        self.stats = stats  # the forward call's, given to this one call's gradient op
 
     def compute(self, g: NDArray, x: NDArray, weight: NDArray) -> tuple[NDArray, ...]:
-        forward, xp, ga = self.forward, g.device.module(), g._array
-        h = forward.normalized._array
-        grad_bias = array_sum(xp, ga, forward.axes, keepdims=True)
-        grad_weight = array_sum(xp, ga * h, forward.axes, keepdims=True)
+        stats, xp, ga = self.stats, g.device.module(), g._array
+        h = stats.normalized._array
+        grad_bias = array_sum(xp, ga, self.axes, keepdims=True)
+        grad_weight = array_sum(xp, ga * h, self.axes, keepdims=True)
         total_bias, total_weight = _global_sums(xp, grad_bias, grad_weight)
-        out = ga - total_bias / forward.count
-        out -= h * (total_weight / forward.count)
-        out *= forward.inv_std * weight._array.reshape(total_bias.shape)
+        out = ga - total_bias / stats.group_size
+        out -= h * (total_weight / stats.group_size)
+        out *= stats.inv_std * weight._array.reshape(total_bias.shape)
         device = g.device
         return (_wrap(out, device), _wrap(grad_weight.reshape(-1), device),
                 _wrap(grad_bias.reshape(-1), device))
@@ -109,9 +127,8 @@ class SyncBatchNorm(BatchNorm1d):
         if not self.training:
             return super().forward(x)
         self.check_input(x)
-        normalize = SyncNormalize((0,) + tuple(range(2, x.ndim)), self.eps)
-        out = normalize(x, self.weight, self.bias)
-        self._update_running_stats(normalize.mean, normalize.var)
+        out = SyncNormalize((0,) + tuple(range(2, x.ndim)), self.eps)(x, self.weight, self.bias)
+        self._update_running_stats(out.saved.mean, out.saved.var)
         return out
 
     @classmethod

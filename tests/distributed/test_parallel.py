@@ -215,3 +215,25 @@ def test_convert_sync_batchnorm_unfuses_resnet9_conv_batchnorm():
     assert not any(m.fused for m in fused)
     if W == 1:
         np.testing.assert_allclose(model(x).numpy(), before, atol=1e-4)
+
+
+def test_a_sync_normalize_instance_called_twice_keeps_each_calls_gradient():
+    """SyncNormalize keeps its forward values on the output node: a second call of the same
+    instance, before the first call's backward, leaves the first call's gradient intact."""
+    from needle.nn.sync_batchnorm import SyncNormalize
+
+    rng = np.random.default_rng(4)
+    first, second = rng.standard_normal((6, 3)), rng.standard_normal((6, 3)) * 3 + 1
+    weight, bias = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+
+    def grads(x, op, again=None):
+        xs = [ndl.Tensor(a, dtype="float64") for a in (x, weight, bias)]
+        out = op(*xs)
+        if again is not None:
+            op(*[ndl.Tensor(a, dtype="float64") for a in (again, weight, bias)])
+        (out * out).sum().backward()
+        return [t.grad.numpy() for t in xs]
+
+    op = SyncNormalize((0,), 1e-5)
+    for got, want in zip(grads(first, op, again=second), grads(first, SyncNormalize((0,), 1e-5))):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
