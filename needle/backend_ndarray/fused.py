@@ -101,6 +101,14 @@ def normalize_affine_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
     return _wrap(out, device), _wrap(grad_weight, device), _wrap(grad_bias, device)
 
 
+def moving_average(average: NDArray, value: NDArray, momentum: float) -> NDArray:
+    """(1 - momentum) average + momentum value, value reshaped to average's shape, as a fresh
+    array (BatchNorm's running statistics: one call instead of five NDArray operations)."""
+    out = average._array * (1 - momentum)
+    out += value._array.reshape(average.shape) * momentum
+    return _wrap(out, average.device)
+
+
 def multiply_where_positive(g: NDArray, y: NDArray) -> NDArray:
     """g [y > 0] (same shapes): the mask cast inside the product, one pass and no float
     copy of the mask (relu's adjoint)."""

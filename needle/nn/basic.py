@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from .. import init, ops
 from ..autograd import Tensor
-from ..backend_ndarray import Device, NDArray
+from ..backend_ndarray import Device, NDArray, fused
 from .module import Module, Parameter, _walk
 
 
@@ -221,11 +221,10 @@ class BatchNorm1d(Module):
         return value if x.ndim == 2 else value.reshape((1, -1) + (1,) * (x.ndim - 2))
 
     def _update_running_stats(self, mean: NDArray, var: NDArray) -> None:
-        m = self.momentum
-        self.running_mean.data = self.running_mean.cached_data * (1 - m) + \
-            mean.reshape((self.dim,)) * m
-        self.running_var.data = self.running_var.cached_data * (1 - m) + \
-            var.reshape((self.dim,)) * m
+        """running = (1 - momentum) running + momentum batch, for the mean and the variance
+        (fresh arrays: a running statistic read earlier keeps its value)."""
+        for running, batch in ((self.running_mean, mean), (self.running_var, var)):
+            running.data = fused.moving_average(running.cached_data, batch, self.momentum)
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
