@@ -36,15 +36,26 @@ def _window_max(a: Any, xp: Any, k: int) -> Any:
     return out
 
 
-def _shares(a: Any, y: Any, k: int, xp: Any) -> list[Any]:
-    """For each offset (i, j), the share of the window's gradient it gets: 1/ties where it
-    holds the window's max y, else 0 (booleans when no window has a tie, the usual case)."""
+def _routing(a: Any, y: Any, k: int, xp: Any) -> tuple[list[Any], Any]:
+    """Where each window's gradient goes: for each offset (i, j), whether it holds the
+    window's max y (booleans), and 1/ties per window, or None when no window ties (the
+    share is then the booleans themselves). A window of NaNs has no hit (NaN != NaN) and
+    gets no gradient. After a ReLU, windows of zeros tie often, so the tie case is common
+    in CNNs: one division of g by the counts, not one per offset."""
     hits = [part == y for part in _offsets(a, k)]
-    if sum(int(xp.count_nonzero(hit)) for hit in hits) == y.size:  # one max per window
-        return hits
-    # ties are rare; a window of NaNs has no hit (NaN != NaN) and gets no gradient
-    count = xp.maximum(sum(hit.astype(y.dtype) for hit in hits), 1)
-    return [hit / count for hit in hits]
+    count = hits[0].astype(xp.uint8)
+    for hit in hits[1:]:
+        count += hit
+    if not bool((count != 1).any()):
+        return hits, None
+    return hits, 1 / xp.maximum(count, 1).astype(y.dtype)
+
+
+def _shares(a: Any, y: Any, k: int, xp: Any) -> list[Any]:
+    """For each offset, the share of its window's gradient: 1/ties where it holds the
+    window's max, else 0."""
+    hits, inverse_ties = _routing(a, y, k, xp)
+    return hits if inverse_ties is None else [hit * inverse_ties for hit in hits]
 
 
 class MaxPool(TensorOp):
@@ -74,8 +85,10 @@ class MaxPoolGrad(TensorOp):
         n, h, w, c = a.shape
         covered = h % k == 0 and w % k == 0  # else rows and columns past the windows get 0
         out = xp.empty(a.shape, dtype=g.dtype) if covered else xp.zeros(a.shape, dtype=g.dtype)
-        for target, share in zip(_offsets(out, k), _shares(a._array, y._array, k, xp)):
-            xp.multiply(share, g._array, out=target)
+        hits, inverse_ties = _routing(a._array, y._array, k, xp)
+        shared = g._array if inverse_ties is None else g._array * inverse_ties
+        for target, hit in zip(_offsets(out, k), hits):
+            xp.multiply(hit, shared, out=target)
         return _wrap(out, a.device)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
