@@ -122,8 +122,8 @@ class Conv(TensorOp):
         else:
             cols = _im2col(a, kernel, self.stride, self.padding)
             out = (cols @ _matrix(w)).reshape(out_shape)
-        if bias:
-            out = out + bias[0].broadcast_to(out.shape)
+        if bias:  # in place: ``out`` is the product's fresh array (one pass, no copy)
+            out._array += bias[0]._array
         return out, (cols, transformed)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
