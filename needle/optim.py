@@ -138,11 +138,11 @@ class _Flat:
         ``out``."""
         self.xp.concatenate([arrays[i].reshape(-1)[lo:hi] for i, lo, hi in pieces], out=out)
 
-    def store(self, pieces: list[Piece], values: Array) -> None:
-        """``values`` back into the pieces of each parameter's own storage."""
+    def store(self, pieces: list[Piece], values: Array, arrays: list[Array]) -> None:
+        """``values`` back into the pieces of ``arrays``, each parameter's own storage."""
         at = 0
         for i, lo, hi in pieces:
-            target, part = _raw(self.params[i]), values[at:at + hi - lo]
+            target, part = arrays[i], values[at:at + hi - lo]
             at += hi - lo
             if hi - lo == target.size:  # the whole parameter, whatever its layout
                 target[...] = part.reshape(target.shape)
@@ -267,8 +267,8 @@ class Optimizer:
             grads = [p.grad for p in flat.params]
             present = [g is not None for g in grads]
             spans = flat.all_spans if all(present) else flat.spans(present)
-            values = [_raw(p) for p in flat.params]
-            grad_arrays = [None if g is None else _raw(g) for g in grads]
+            values = [p.cached_data._array for p in flat.params]  # each parameter's storage
+            grad_arrays = [None if g is None else g.cached_data._array for g in grads]
 
             def update_spans(lo: int, hi: int) -> None:  # called at once, below
                 lane = 0 if lo == 0 else 1  # the two halves' own scratch arrays
@@ -294,7 +294,7 @@ class Optimizer:
         flat.load(pieces, grads, g)  # a copy: the rule uses g up
         self.update(flat.xp, w, g, tmp, group, **{k: v[span] for k, v in flat.buffers.items()})
         if not direct:
-            flat.store(pieces, w)
+            flat.store(pieces, w, values)
 
     def _restore_views(self, flat: _Flat) -> None:
         """State replaced since the last fast step (by the reference rule, which assigns

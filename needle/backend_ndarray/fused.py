@@ -109,6 +109,13 @@ def moving_average(average: NDArray, value: NDArray, momentum: float) -> NDArray
     return _wrap(out, average.device)
 
 
+def scaled_mask(mask: NDArray, scale: float, dtype: Any) -> NDArray:
+    """A boolean mask as numbers of ``dtype``: ``scale`` where True, 0 elsewhere; the cast
+    inside the product, one pass (Dropout's kept elements, scaled by 1 / (1 - p))."""
+    xp = mask.device.module()
+    return _wrap(xp.multiply(mask._array, scale, dtype=dtype), mask.device)
+
+
 def multiply_where_positive(g: NDArray, y: NDArray) -> NDArray:
     """g [y > 0] (same shapes): the mask cast inside the product, one pass and no float
     copy of the mask (relu's adjoint)."""

@@ -267,7 +267,7 @@ class Dropout(Module):
         if not self.training:
             return x
         keep = init.randb(*x.shape, p=1 - self.p, device=x.device)
-        mask = Tensor.make_const(keep.cached_data.astype(x.dtype) * (1 / (1 - self.p)))
+        mask = Tensor.make_const(fused.scaled_mask(keep.cached_data, 1 / (1 - self.p), x.dtype))
         return x * mask
 
     def extra_repr(self) -> str:
