@@ -283,3 +283,24 @@ def test_two_optimisers_over_one_model_do_not_interfere():
     for p, w, array in zip(model.parameters(), expected, storage):
         np.testing.assert_allclose(p.numpy(), w, rtol=1e-6, atol=1e-7)
         assert p.cached_data is array  # updated in place
+
+
+@ndl.reference_mode(False)
+def test_a_parameter_given_new_storage_between_steps_is_updated_there():
+    """A parameter whose values are replaced between steps (``p.data = ...``) is read and
+    written in its new storage by the next fast step, and the old array is left alone."""
+    params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
+    opt = optim.SGD(params, lr=0.5)
+    for p, g in zip(params, GRADS[0]):
+        p.grad = ndl.Tensor(g)
+    opt.step()
+    old = params[1].cached_data._array
+    old_values = old.copy()
+    params[1].data = ndl.Tensor(np.full(SHAPES[1], 3.0, np.float32))
+    expected = [p.numpy() - 0.5 * g for p, g in zip(params, GRADS[1])]
+    for p, g in zip(params, GRADS[1]):
+        p.grad = ndl.Tensor(g)
+    opt.step()
+    for p, want in zip(params, expected):
+        np.testing.assert_allclose(p.numpy(), want, rtol=1e-6)
+    np.testing.assert_array_equal(old, old_values)
