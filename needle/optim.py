@@ -163,7 +163,7 @@ class Optimizer:
     Subclasses give ``defaults`` (their hyper-parameters), name their per-parameter
     buffers in ``state_names`` and write the rule twice: ``rule(p, grad, state, group)``
     on one parameter in Tensor arithmetic, and ``update(xp, w, g, tmp, group, **state)`` in
-    place on arrays of any shape (a whole flat group, or one parameter's slot)."""
+    place on 1-D arrays (a span of a group's flat vector: ``_Flat``)."""
 
     state_names: tuple[str, ...] = ()
 
@@ -267,8 +267,8 @@ class Optimizer:
             grads = [p.grad for p in flat.params]
             present = [g is not None for g in grads]
             spans = flat.all_spans if all(present) else flat.spans(present)
-            values = [p.cached_data._array for p in flat.params]  # each parameter's storage
-            grad_arrays = [None if g is None else g.cached_data._array for g in grads]
+            values = [_raw(p) for p in flat.params]  # each parameter's own storage
+            grad_arrays = [None if g is None else _raw(g) for g in grads]
 
             def update_spans(lo: int, hi: int) -> None:  # called at once, below
                 lane = 0 if lo == 0 else 1  # the two halves' own scratch arrays

@@ -5,7 +5,7 @@ an array's rows run at once. ``over_rows(fn, rows, size, xp)`` calls ``fn(lo, hi
 two halves of ``range(rows)``, the first on a worker thread, and returns when both are
 done; the caller's next operation (often a BLAS call, which has both cores) starts after.
 Three places use it: the softmax cross-entropy's rows (forward and backward), the
-optimisers' cache-sized chunks and ``NDArray.compact`` (every gather: im2col, permuted
+optimisers' cache-sized spans and ``NDArray.compact`` (every gather: im2col, permuted
 copies).
 
 Off unless ``NEEDLE_SECOND_CORE=1`` (or ``ENABLED = True``), because on the 2-core machine
