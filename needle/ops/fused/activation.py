@@ -2,9 +2,8 @@
 (an LSTM step applies three sigmoids and two tanh; an MLP a relu per layer).
 
 Each replaces a composition in ``ops/`` (``compose.sigmoid``, ``Tanh.gradient``,
-``ReLU.gradient``); in
-reference mode those run instead, and ``tests/ops/test_fused.py`` checks that both agree in
-value and in first and second derivatives.
+``ReLU.gradient``); in reference mode those run instead, and ``tests/ops/test_fused.py``
+checks that both agree in value and in first and second derivatives.
 """
 
 from __future__ import annotations

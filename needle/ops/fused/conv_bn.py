@@ -19,6 +19,7 @@ from typing import Any
 
 from ...autograd import NDArray, Op, Tensor, TensorOp
 from ...backend_ndarray import fused
+from .activation import ReLUGrad
 from .conv import Conv, useful_kernel
 from .normalization import NormalizeAffineGrad
 
@@ -73,7 +74,7 @@ class ConvBatchNorm(TensorOp):
         x, w, b, gamma, _ = node.inputs
         conv_saved, y_value, h, inv_std = node.saved[:4]
         if self.relu:
-            out_grad = out_grad * Tensor.make_const((node.cached_data > 0).astype(node.dtype))
+            out_grad = ReLUGrad()(out_grad, node)  # relu's own adjoint: g [y > 0]
         y = Recorded(self.conv, y_value, conv_saved)(x, w)  # read by 2nd derivatives only
         grads = NormalizeAffineGrad(AXES, self.eps, 3)(
             out_grad, y, gamma, Tensor.make_const(h), Tensor.make_const(inv_std))
