@@ -10,9 +10,10 @@ Every optimiser states its update rule twice, and both run:
   A group's parameters (per device and dtype) are laid end to end in one flat vector,
   over which each state buffer is one flat array. At each step the rule runs over the
   vector a cache-sized span at a time, by a dozen whole-array operations: small
-  parameters' values are copied into scratch arrays and back, large ones are updated
-  where they lie. Parameters are never moved, so two optimisers over one model do not
-  interfere; parameters whose gradient is None are skipped (as PyTorch does).
+  parameters' values and gradients are copied into scratch arrays (the values back),
+  large ones are updated where they lie, reading their gradients where those lie.
+  Parameters are never moved, so two optimisers over one model do not interfere;
+  parameters whose gradient is None are skipped (as PyTorch does).
 
 Parameters come as a list or as ``param_groups`` (dicts with ``"params"`` and their own
 hyper-parameters), as in PyTorch; ``optimizer.lr`` reads the first group's lr and sets
@@ -60,16 +61,18 @@ class _Flat:
     """One group's parameters of one device and dtype, laid end to end in a flat vector:
     a flat buffer over it for each state (each parameter's state is a view of its slot,
     what ``optimizer.state`` holds), and chunk-sized scratch arrays for values, gradients
-    and temporaries (arrays of the device's ``xp``).
+    and two temporaries (arrays of the device's ``xp``).
 
     A step goes over the vector a span of at most ``CACHE_CHUNK`` elements at a time (one
-    span on a GPU): the span's gradients are copied into the scratch arrays (the rule uses
-    them up) and its values too, updated with the span's state, and copied back into each
-    parameter's own storage; a span of one large parameter (``DIRECT_MIN``) is updated in
-    the parameter's storage. The dozen passes of a rule then run on memory in cache, and
-    the scratch arrays stay there from span to span; parameters never move (Adam over the
-    Transformer LM's 3 M parameters: 26.6 ms over whole buffers, 15-20 ms in spans with
-    every value copied, 11.6-12.1 ms with large parameters in place; PyTorch 12-17 ms)."""
+    span on a GPU): the span's values and gradients are copied into the scratch arrays,
+    updated with the span's state, and the values copied back into each parameter's own
+    storage; a span of one large parameter (``DIRECT_MIN``) is updated in the parameter's
+    storage, reading its gradient where it lies (the rules only read ``g``). The dozen
+    passes of a rule then run on memory in cache, and the scratch arrays stay there from
+    span to span; parameters never move (Adam over the Transformer LM's 3 M parameters:
+    26.6 ms over whole buffers, 15-20 ms in spans with every value copied, 11.6-12.1 ms
+    with large parameters in place, 10.1-13.3 ms reading their gradients in place too;
+    PyTorch 12-17 ms)."""
 
     def __init__(self, params: Sequence[Tensor], state: dict[Tensor, State],
                  state_names: Sequence[str]):
@@ -82,8 +85,8 @@ class _Flat:
         self.span_size = max(1, CACHE_CHUNK if self.xp is np else total)
         self.direct_min = DIRECT_MIN if self.xp is np else total + 1  # GPU: one span
         lanes = 2 if total > self.span_size else 1  # one per core (``parallel.over_rows``)
-        self.value, self.grad, self.tmp = (self.xp.empty((lanes, min(self.span_size, total)),
-                                                         dtype=dtype) for _ in range(3))
+        self.value, self.grad, self.tmp, self.tmp2 = (
+            self.xp.empty((lanes, min(self.span_size, total)), dtype=dtype) for _ in range(4))
         self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
         self.all_spans = self.spans([True] * len(self.params))
         self.state_views = [{name: Tensor.make_const(self._view(flat, i))
@@ -162,8 +165,10 @@ class Optimizer:
 
     Subclasses give ``defaults`` (their hyper-parameters), name their per-parameter
     buffers in ``state_names`` and write the rule twice: ``rule(p, grad, state, group)``
-    on one parameter in Tensor arithmetic, and ``update(xp, w, g, tmp, group, **state)`` in
-    place on 1-D arrays (a span of a group's flat vector: ``_Flat``)."""
+    on one parameter in Tensor arithmetic, and ``update(xp, w, g, tmp, tmp2, group,
+    **state)`` in place on 1-D arrays (a span of a group's flat vector: ``_Flat``): it
+    updates ``w`` and the state, only reads ``g`` (where it can, the gradient's own
+    storage) and may overwrite the scratch arrays ``tmp`` and ``tmp2``."""
 
     state_names: tuple[str, ...] = ()
 
@@ -280,10 +285,11 @@ class Optimizer:
 
     def _update_span(self, flat: _Flat, group: Group, span: slice, pieces: list[Piece],
                      values: list[Array], grads: list[Array], lane: int) -> None:
-        """The fast rule over one span: on a copy of its values in the scratch arrays, or,
-        for a span of one large contiguous parameter, on the parameter's storage itself."""
+        """The fast rule over one span: on a copy of its values and gradients in the
+        scratch arrays, or, for a span of one large contiguous parameter, on the
+        parameter's storage itself, reading the gradient's storage where it is contiguous."""
         size = span.stop - span.start
-        w, g, tmp = (a[lane, :size] for a in (flat.value, flat.grad, flat.tmp))
+        w, g, tmp, tmp2 = (a[lane, :size] for a in (flat.value, flat.grad, flat.tmp, flat.tmp2))
         i, lo, hi = pieces[0]
         direct = len(pieces) == 1 and flat.params[i].size >= flat.direct_min and \
             values[i].flags.c_contiguous
@@ -291,8 +297,12 @@ class Optimizer:
             w = values[i].reshape(-1)[lo:hi]  # a view: the update lands in place
         else:
             flat.load(pieces, values, w)
-        flat.load(pieces, grads, g)  # a copy: the rule uses g up
-        self.update(flat.xp, w, g, tmp, group, **{k: v[span] for k, v in flat.buffers.items()})
+        if direct and grads[i].flags.c_contiguous and grads[i].dtype == w.dtype:
+            g = grads[i].reshape(-1)[lo:hi]  # a view, which the rule only reads
+        else:
+            flat.load(pieces, grads, g)
+        self.update(flat.xp, w, g, tmp, tmp2, group,
+                    **{k: v[span] for k, v in flat.buffers.items()})
         if not direct:
             flat.store(pieces, w, values)
 
@@ -322,7 +332,7 @@ class Optimizer:
     def rule(self, p: Tensor, grad: Tensor, state: State, group: Group) -> None:
         raise NotImplementedError
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, tmp2: Array, group: Group,
                **state: Array) -> None:
         raise NotImplementedError
 
@@ -411,11 +421,13 @@ def _betas(betas: tuple[float, float] | None, beta1: float, beta2: float) -> tup
     return float(betas[0]), float(betas[1])
 
 
-def _add_weight_decay(xp: Any, w: Array, g: Array, tmp: Array, weight_decay: float) -> None:
-    """g += wd w (the L2 term), in place on the optimiser's copy of the gradient."""
-    if weight_decay:
-        xp.multiply(w, weight_decay, out=tmp)
-        g += tmp
+def _with_weight_decay(xp: Any, w: Array, g: Array, out: Array, weight_decay: float) -> Array:
+    """g + wd w (the L2 term) in ``out``, or g itself when wd is 0 (g is only read)."""
+    if not weight_decay:
+        return g
+    xp.multiply(w, weight_decay, out=out)
+    out += g
+    return out
 
 
 def _assign(p: Tensor, value: Tensor) -> None:
@@ -451,24 +463,24 @@ class SGD(Optimizer):
         step = g * (1 - m) + u * m if group["nesterov"] else u
         _assign(p, p - step * group["lr"])
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, tmp2: Array, group: Group,
                **state: Array) -> None:
         u, m, lr = state["u"], group["momentum"], group["lr"]
-        _add_weight_decay(xp, w, g, tmp, group["weight_decay"])
+        g = _with_weight_decay(xp, w, g, tmp2, group["weight_decay"])
         if not m:
-            g *= lr
-            w -= g
+            xp.multiply(g, lr, out=tmp)
+            w -= tmp
             return
-        g *= 1 - m
+        xp.multiply(g, 1 - m, out=tmp)
         u *= m
-        u += g
-        if group["nesterov"]:
-            xp.multiply(u, m, out=tmp)
-            g += tmp
+        u += tmp
+        if group["nesterov"]:  # the step (1 - m) g + m u; g is no longer read
+            xp.multiply(u, m, out=tmp2)
+            tmp += tmp2
+            tmp *= lr
         else:
-            g[...] = u
-        g *= lr
-        w -= g
+            xp.multiply(u, lr, out=tmp)
+        w -= tmp
 
 
 class Adam(Optimizer):
@@ -506,28 +518,29 @@ class Adam(Optimizer):
         m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
         _assign(p, p - m_hat * group["lr"] / (v_hat ** 0.5 + group["eps"]))
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, tmp2: Array, group: Group,
                **state: Array) -> None:
-        _add_weight_decay(xp, w, g, tmp, group["weight_decay"])
+        g = _with_weight_decay(xp, w, g, tmp2, group["weight_decay"])
         self._adam(xp, w, g, tmp, group, state["m"], state["v"])
 
     def _adam(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group, m: Array,
               v: Array) -> None:
-        """The moment updates and the step, in place (``g`` is used up)."""
+        """The moment updates and the step, in place (``g`` is only read)."""
         b1, b2 = group["beta1"], group["beta2"]
         m *= b1
-        v *= b2
         xp.multiply(g, 1 - b1, out=tmp)
         m += tmp
-        g *= g
-        g *= 1 - b2
-        v += g
-        # sqrt(v̂) + eps = sqrt(v) / sqrt(1 - b2^t) + eps;  lr m̂ = (lr / (1 - b1^t)) m
+        v *= b2
+        xp.multiply(g, g, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        # lr m̂ / (sqrt(v̂) + eps) = m / (sqrt(v) c / a + eps / a), a = lr / (1 - b1^t) and
+        # c = 1 / sqrt(1 - b2^t): one pass fewer than scaling the quotient by a
+        a, c = group["lr"] / (1 - b1 ** self.t), 1 / math.sqrt(1 - b2 ** self.t)
         xp.sqrt(v, out=tmp)
-        tmp *= 1 / math.sqrt(1 - b2 ** self.t)
-        tmp += group["eps"]
+        tmp *= c / a
+        tmp += group["eps"] / a
         xp.divide(m, tmp, out=tmp)
-        tmp *= group["lr"] / (1 - b1 ** self.t)
         w -= tmp
 
 
@@ -544,7 +557,7 @@ class AdamW(Adam):
         _assign(p, p * (1 - group["lr"] * group["weight_decay"]))
         self._adam_rule(p, grad, state, group)
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, tmp2: Array, group: Group,
                **state: Array) -> None:
         w *= 1 - group["lr"] * group["weight_decay"]
         self._adam(xp, w, g, tmp, group, state["m"], state["v"])
@@ -580,10 +593,10 @@ class RMSprop(Optimizer):
             state["b"] = d = state["b"] * group["momentum"] + d
         _assign(p, p - d * group["lr"])
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, tmp2: Array, group: Group,
                **state: Array) -> None:
         v, b, gbar, alpha = state["v"], state["b"], state["gbar"], group["alpha"]
-        _add_weight_decay(xp, w, g, tmp, group["weight_decay"])
+        g = _with_weight_decay(xp, w, g, tmp2, group["weight_decay"])
         v *= alpha
         xp.multiply(g, g, out=tmp)
         tmp *= 1 - alpha
@@ -638,10 +651,10 @@ class Adagrad(Optimizer):
         state["s"] = s = state["s"] + g * g
         _assign(p, p - g * self._lr(group) / (s ** 0.5 + group["eps"]))
 
-    def update(self, xp: Any, w: Array, g: Array, tmp: Array, group: Group,
+    def update(self, xp: Any, w: Array, g: Array, tmp: Array, tmp2: Array, group: Group,
                **state: Array) -> None:
         s = state["s"]
-        _add_weight_decay(xp, w, g, tmp, group["weight_decay"])
+        g = _with_weight_decay(xp, w, g, tmp2, group["weight_decay"])
         xp.multiply(g, g, out=tmp)
         s += tmp
         xp.sqrt(s, out=tmp)

@@ -228,6 +228,31 @@ def test_the_flat_rule_in_cache_sized_spans_equals_one_pass(name, skip, chunk, d
         np.testing.assert_array_equal(c, w, err_msg=name)
 
 
+READ_ONLY_CASES = {**ALL,
+                   "sgd-plain": lambda p: optim.SGD(p, lr=0.1, weight_decay=0.01),
+                   "sgd-momentum": lambda p: optim.SGD(p, lr=0.1, momentum=0.9,
+                                                       weight_decay=0.01),
+                   "rmsprop-plain": lambda p: optim.RMSprop(p, lr=0.01, weight_decay=0.01)}
+
+
+@ndl.reference_mode(False)
+@pytest.mark.parametrize("direct_min", [10 ** 9, 1], ids=["copied", "in-place"])
+@pytest.mark.parametrize("name", sorted(READ_ONLY_CASES))
+def test_the_fast_rules_leave_the_gradients_as_they_are(name, direct_min, monkeypatch):
+    """A span of a large parameter is updated from its gradient's own storage, so a rule
+    must only read ``g``: after two steps every ``p.grad`` holds what backward left."""
+    monkeypatch.setattr(optim, "CACHE_CHUNK", 5)
+    monkeypatch.setattr(optim, "DIRECT_MIN", direct_min)
+    params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
+    opt = READ_ONLY_CASES[name](params)
+    for k in range(2):
+        for p, g in zip(params, GRADS[k]):
+            p.grad = ndl.Tensor(g.copy())
+        opt.step()
+        for p, g in zip(params, GRADS[k]):
+            np.testing.assert_array_equal(p.grad.numpy(), g, err_msg=name)
+
+
 def test_spans_cut_parameters_and_stop_at_gaps():
     """Pieces (parameter, first, end element) of spans of at most 4 elements, over
     parameters of 3, 6, 2 and 1 elements, with and without the second."""
