@@ -55,6 +55,9 @@ DIRECT_MIN = 1 << 14
 
 Piece = tuple[int, int, int]  # (parameter index, first element, end element) in row-major order
 Span = tuple[slice, list[Piece]]  # a slice of the flat state buffers and the pieces it holds
+# a span's scratch views (value, gradient, two temporaries), its slices of the state buffers,
+# and per piece the part of the value scratch it fills (shaped as the parameter if whole)
+Workspace = tuple[tuple[Array, ...], dict[str, Array], list[Array]]
 
 
 class _Flat:
@@ -89,6 +92,7 @@ class _Flat:
             self.xp.empty((lanes, min(self.span_size, total)), dtype=dtype) for _ in range(4))
         self.buffers = {name: self.xp.zeros(total, dtype=dtype) for name in state_names}
         self.all_spans = self.spans([True] * len(self.params))
+        self.workspaces: dict[tuple[int, int, int], Workspace] = {}  # by (start, stop, lane)
         self.state_views = [{name: Tensor.make_const(self._view(flat, i))
                              for name, flat in self.buffers.items()} for i in range(len(params))]
         for i, (p, views) in enumerate(zip(self.params, self.state_views)):
@@ -136,19 +140,37 @@ class _Flat:
             spans.append((slice(start, start + filled), pieces))
         return spans
 
+    def workspace(self, span: slice, pieces: list[Piece], lane: int) -> Workspace:
+        """The views a span's update works on, made at its first step (they are views of
+        the flat and scratch buffers, which never change)."""
+        key = (span.start, span.stop, lane)
+        if key not in self.workspaces:
+            size = span.stop - span.start
+            scratch = tuple(a[lane, :size] for a in (self.value, self.grad, self.tmp, self.tmp2))
+            parts, at = [], 0
+            for i, lo, hi in pieces:
+                part = scratch[0][at:at + hi - lo]
+                parts.append(part.reshape(self.params[i].shape) if hi - lo ==
+                             self.params[i].size else part)
+                at += hi - lo
+            self.workspaces[key] = (scratch, {k: v[span] for k, v in self.buffers.items()},
+                                    parts)
+        return self.workspaces[key]
+
     def load(self, pieces: list[Piece], arrays: list[Array], out: Array) -> None:
         """The pieces' elements of ``arrays`` (one per parameter), one after another into
-        ``out``."""
-        self.xp.concatenate([arrays[i].reshape(-1)[lo:hi] for i, lo, hi in pieces], out=out)
+        ``out`` (a whole parameter is flattened by ``concatenate`` itself)."""
+        self.xp.concatenate([arrays[i] if hi - lo == arrays[i].size else
+                             arrays[i].reshape(-1)[lo:hi] for i, lo, hi in pieces],
+                            axis=None, out=out)
 
-    def store(self, pieces: list[Piece], values: Array, arrays: list[Array]) -> None:
-        """``values`` back into the pieces of ``arrays``, each parameter's own storage."""
-        at = 0
-        for i, lo, hi in pieces:
-            target, part = arrays[i], values[at:at + hi - lo]
-            at += hi - lo
+    def store(self, pieces: list[Piece], parts: list[Array], arrays: list[Array]) -> None:
+        """The value scratch's ``parts`` (``workspace``) back into the pieces of ``arrays``,
+        each parameter's own storage."""
+        for (i, lo, hi), part in zip(pieces, parts):
+            target = arrays[i]
             if hi - lo == target.size:  # the whole parameter, whatever its layout
-                target[...] = part.reshape(target.shape)
+                target[...] = part
             elif target.flags.c_contiguous:
                 target.reshape(-1)[lo:hi] = part
             else:  # a strided parameter cut between spans (numpy: GPU spans are whole)
@@ -288,8 +310,7 @@ class Optimizer:
         """The fast rule over one span: on a copy of its values and gradients in the
         scratch arrays, or, for a span of one large contiguous parameter, on the
         parameter's storage itself, reading the gradient's storage where it is contiguous."""
-        size = span.stop - span.start
-        w, g, tmp, tmp2 = (a[lane, :size] for a in (flat.value, flat.grad, flat.tmp, flat.tmp2))
+        (w, g, tmp, tmp2), state, parts = flat.workspace(span, pieces, lane)
         i, lo, hi = pieces[0]
         direct = len(pieces) == 1 and flat.params[i].size >= flat.direct_min and \
             values[i].flags.c_contiguous
@@ -301,10 +322,9 @@ class Optimizer:
             g = grads[i].reshape(-1)[lo:hi]  # a view, which the rule only reads
         else:
             flat.load(pieces, grads, g)
-        self.update(flat.xp, w, g, tmp, tmp2, group,
-                    **{k: v[span] for k, v in flat.buffers.items()})
+        self.update(flat.xp, w, g, tmp, tmp2, group, **state)
         if not direct:
-            flat.store(pieces, w, values)
+            flat.store(pieces, parts, values)
 
     def _restore_views(self, flat: _Flat) -> None:
         """State replaced since the last fast step (by the reference rule, which assigns
