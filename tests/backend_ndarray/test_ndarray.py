@@ -221,17 +221,35 @@ def test_moving_between_devices_copies():
     ((2, 3, 4, 5), (0, 2, 3), (0, 3, 1, 2)),   # an NCHW view of NHWC memory
     ((2, 3, 4, 5), (0, 1), (2, 0, 3, 1)),      # kept axes lie in memory in another order
     ((3, 4), (1,), (1, 0)), ((3, 4), None, None), ((0, 4), (0,), None),
+    ((4, 3, 5), (-1,), None), ((4, 3, 5), (2, 1), None), ((16, 4, 8, 64), (3,), None),
 ])
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_sum_matches_numpy_on_every_layout(shape: tuple[int, ...], axes: Any,
                                            permutation: Any, keepdims: bool) -> None:
-    """Sums over the leading memory axes run as a BLAS product: same values as numpy's."""
+    """Sums over the leading or trailing memory axes run as a BLAS product: the same
+    values as numpy's."""
     values = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     a = nd.array(values)
     if permutation is not None:
         a, values = a.permute(permutation), values.transpose(permutation)
     np.testing.assert_allclose(a.sum(axes, keepdims=keepdims).numpy(),
                                values.sum(axis=axes, keepdims=keepdims), rtol=1e-5, atol=1e-5)
+
+
+def test_row_sums_by_blas_are_as_accurate_and_long_rows_use_numpy(monkeypatch) -> None:
+    """Rows up to ``TRAILING_MAX`` long are summed as ``rows @ ones``: close to the float64
+    sums, and the same for any alignment of the data; longer rows are numpy's own sum."""
+    from needle.backend_ndarray import ndarray as module
+
+    values = np.random.default_rng(1).standard_normal((64, 1000)).astype(np.float32)
+    exact = values.astype(np.float64).sum(axis=1)
+    by_blas = nd.array(values).sum(1).numpy()
+    np.testing.assert_allclose(by_blas, exact, rtol=0, atol=5e-5)
+    shifted = np.empty(values.size + 1, np.float32)[1:].reshape(values.shape)
+    shifted[...] = values
+    np.testing.assert_array_equal(module.array_sum(np, shifted, 1), by_blas)
+    monkeypatch.setattr(module, "TRAILING_MAX", 999)
+    np.testing.assert_array_equal(nd.array(values).sum(1).numpy(), values.sum(axis=1))
 
 
 def test_in_place_add_writes_through_a_view() -> None:
