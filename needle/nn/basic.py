@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 from .. import init, ops
 from ..autograd import Tensor
@@ -83,10 +83,22 @@ class Sigmoid(Module):
         return ops.sigmoid(x)
 
 
+#: ``fusion(modules, i, x)``: the output of children ``i, i+1, ...`` of a Sequential run as
+#: one fused op, and how many children that was, or None where the fusion does not apply
+#: (``nn/conv_bn.py`` registers Conv2d → BatchNorm2d → ReLU).
+Fusion = Callable[[tuple[Module, ...], int, Any], Optional[tuple[Any, int]]]
+
+
 class Sequential(Module):
     """Applies ``modules`` in order; ``.modules`` is the tuple of them (as in the course).
     ``Sequential(OrderedDict(name=module, ...))`` names them (``seq.name``, parameters
-    ``name.weight``); a slice of a Sequential is a Sequential."""
+    ``name.weight``); a slice of a Sequential is a Sequential.
+
+    Consecutive children that a registered fusion knows (``Sequential.fusions``) run as
+    its one op, computing what they would compute one by one (and only where it is the
+    same: training mode, no hooks, not reference mode); the children stay as they are."""
+
+    fusions: list[Fusion] = []
 
     def __init__(self, *modules: Module | OrderedDict[str, Module]):
         super().__init__()
@@ -102,9 +114,19 @@ class Sequential(Module):
         return self.modules
 
     def forward(self, x: Any) -> Any:
-        for module in self.modules:
-            x = module(x)
+        i = 0
+        while i < len(self.modules):
+            x, i = self._run_from(i, x)
         return x
+
+    def _run_from(self, i: int, x: Any) -> tuple[Any, int]:
+        """Child i on x, or the children a fusion runs from i; the output and the index of
+        the next child."""
+        for fusion in Sequential.fusions:
+            done = fusion(self.modules, i, x)
+            if done is not None:
+                return done[0], i + done[1]
+        return self.modules[i](x), i + 1
 
     def __getitem__(self, index: int | slice) -> Any:
         if not isinstance(index, slice):

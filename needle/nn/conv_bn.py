@@ -8,7 +8,8 @@ from .. import init, ops
 from ..autograd import Tensor
 from ..reference import is_reference_mode
 from .basic import ReLU, Sequential
-from .conv import NCHW_TO_NHWC, NHWC_TO_NCHW, BatchNorm2d, Conv2d
+from .module import Module
+from .conv import NCHW_TO_NHWC, NHWC_TO_NCHW, BatchNorm2d, Conv, Conv2d
 
 
 class ConvBatchNorm2d(Sequential):
@@ -27,17 +28,53 @@ class ConvBatchNorm2d(Sequential):
 
     def forward(self, x: Any) -> Tensor:
         conv, norm = cast(Conv2d, self[0]), cast(BatchNorm2d, self[1])
-        stride, padding = conv.stride, conv.padding
         if x.ndim != 4 or x.shape[1] != conv.in_channels:
             raise ValueError(f"ConvBatchNorm2d expects input (N, {conv.in_channels}, H, W), "
                              f"got shape {x.shape}")
-        if is_reference_mode() or not (self.training and self.fused and isinstance(stride, int)
-                and isinstance(padding, int)):  # pair or "same" arguments: the plain layers
-            return super().forward(x)
-        bias = conv.bias if conv.bias is not None else \
-            init.zeros(conv.out_channels, device=x.device, dtype=x.dtype)
-        out, mean, var = ops.conv_batch_norm(
-            ops.permute(x, NCHW_TO_NHWC), conv.weight, bias, norm.weight, norm.bias,
-            stride, padding, norm.eps, self.relu)
-        norm._update_running_stats(mean, var)
-        return ops.permute(out, NHWC_TO_NCHW)
+        if not (self.training and self.fused and fusable(conv, norm)):
+            for module in self.modules:  # eval, reference mode, pair or "same" arguments
+                x = module(x)
+            return x
+        return conv_batch_norm(conv, norm, self.relu, x)
+
+
+def fusable(conv: Conv2d, norm: BatchNorm2d) -> bool:
+    """Whether the fused op computes what conv then norm compute: norm in training mode
+    (batch statistics), int stride and padding, and not reference mode."""
+    return norm.training and isinstance(conv.stride, int) and \
+        isinstance(conv.padding, int) and not is_reference_mode()
+
+
+def conv_batch_norm(conv: Conv2d, norm: BatchNorm2d, relu: bool, x: Tensor) -> Tensor:
+    """relu?(norm(conv(x))) on x (N, C_in, H, W) as one ``ops.conv_batch_norm`` node; the
+    running statistics of ``norm`` move as its own forward moves them."""
+    bias = conv.bias if conv.bias is not None else \
+        init.zeros(conv.out_channels, device=x.device, dtype=x.dtype)
+    out, mean, var = ops.conv_batch_norm(
+        ops.permute(x, NCHW_TO_NHWC), conv.weight, bias, norm.weight, norm.bias,
+        cast(int, conv.stride), cast(int, conv.padding), norm.eps, relu)
+    norm._update_running_stats(mean, var)
+    return ops.permute(out, NHWC_TO_NCHW)
+
+
+def fuse_conv_batch_norm(modules: tuple[Module, ...], i: int, x: Any
+                         ) -> tuple[Tensor, int] | None:
+    """A Sequential's ``Conv2d`` (or ``Conv``), ``BatchNorm2d`` (and ``ReLU``) children
+    from i as one fused node (a ``Sequential.fusions`` entry), as a PyTorch user writes the
+    block. Only those exact classes (a subclass, e.g. SyncBatchNorm, may compute
+    otherwise), none with hooks (the fused node would skip them), on an input the conv
+    accepts."""
+    block = modules[i:i + 3]
+    if len(block) < 2 or type(block[0]) not in (Conv2d, Conv) or \
+            type(block[1]) is not BatchNorm2d:
+        return None
+    conv, norm = cast(Conv2d, block[0]), cast(BatchNorm2d, block[1])
+    relu = len(block) == 3 and type(block[2]) is ReLU
+    block = block[:2 + relu]
+    if not fusable(conv, norm) or any(m._hooks for m in block) or not isinstance(x, Tensor) \
+            or x.ndim != 4 or x.shape[1] != conv.in_channels or conv.out_channels != norm.dim:
+        return None
+    return conv_batch_norm(conv, norm, relu, x), len(block)
+
+
+Sequential.fusions.append(fuse_conv_batch_norm)
