@@ -9,6 +9,7 @@ from .conv import (AdaptiveAvgPool2d, AvgPool2d, BatchNorm2d, Conv, Conv2d, Conv
                    Dropout2d, MaxPool2d)
 from . import init
 from .conv_bn import ConvBatchNorm2d
+from . import linear_bn  # registers its Sequential fusion
 from .hooks import Hook, Hooks, RemovableHandle, check_finite
 from .label_smoothing import LabelSmoothingCrossEntropy
 from .loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, SoftmaxLoss

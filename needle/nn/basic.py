@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 from .. import init, ops
 from ..autograd import Tensor
@@ -85,8 +85,14 @@ class Sigmoid(Module):
 
 #: ``fusion(modules, i, x)``: the output of children ``i, i+1, ...`` of a Sequential run as
 #: one fused op, and how many children that was, or None where the fusion does not apply
-#: (``nn/conv_bn.py`` registers Conv2d → BatchNorm2d → ReLU).
+#: (``nn/conv_bn.py`` and ``nn/linear_bn.py`` register Conv2d or Linear → BatchNorm → ReLU).
 Fusion = Callable[[tuple[Module, ...], int, Any], Optional[tuple[Any, int]]]
+
+
+def observed(modules: Sequence[Module]) -> bool:
+    """Whether any of ``modules`` has hooks or a forward replaced on the instance (a tool's
+    wrapper, e.g. ``summary``'s): such modules must run themselves, not inside a fusion."""
+    return any(m._hooks or "forward" in vars(m) for m in modules)
 
 
 class Sequential(Module):

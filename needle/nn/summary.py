@@ -7,6 +7,9 @@ gradient. summary runs one forward pass in training mode with the graph recorded
 which layer created each node (the innermost module running at the time), and counts the
 distinct buffers the graph holds (views share their base's memory, counted once). The
 model's buffers (BatchNorm's running statistics) and numpy's RNG are restored afterwards.
+Every layer runs itself here, so each has its row: a wrapped forward keeps Sequential's
+fusions (Conv/Linear → BatchNorm → ReLU as one node) off, and a fused training forward
+keeps less than the figures say (MLP-ResNet at batch 256: 1.77 MiB, not 1.86).
 """
 
 from __future__ import annotations

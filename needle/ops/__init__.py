@@ -30,6 +30,7 @@ from .fused.normalization import (Normalize, NormalizeAffineGrad, NormalizeGrad,
 from .fused.softmax import Softmax, softmax
 from .indexing import GetItem, IndexAdd, Where, getitem, index_add, setitem, where
 from .fused.conv_bn import ConvBatchNorm, Recorded, conv_batch_norm
+from .fused.linear_bn import LinearBatchNorm, linear_batch_norm
 from .fused.lstm import LSTMSequence, LSTMSequenceGrad, lstm_sequence
 from .fused.pool import MaxPool, MaxPoolGrad, max_pool
 from .logarithmic import LogSoftmax, LogSumExp, logsoftmax, logsumexp
@@ -60,11 +61,11 @@ __all__ = [
     "Erf", "erf",
     # speed primitives (ops/fused/): each replaces a composition of the ops above
     "Col2Im", "Conv", "ConvBatchNorm", "ConvTranspose", "ConvWeight", "Im2Col", "LSTMSequence",
-    "LSTMSequenceGrad", "Linear", "MaxPool", "MaxPoolGrad", "Normalize", "NormalizeAffineGrad",
+    "LSTMSequenceGrad", "Linear", "LinearBatchNorm", "MaxPool", "MaxPoolGrad", "Normalize", "NormalizeAffineGrad",
     "NormalizeGrad", "Recorded", "Sigmoid", "SigmoidGrad", "Softmax", "SoftmaxCrossEntropy",
     "SoftmaxCrossEntropyGrad", "TanhGrad", "ReLUGrad",
     "avg_pool2d", "batch_norm", "col2im", "conv", "conv_batch_norm", "conv_transpose",
-    "conv_weight", "im2col", "linear", "lstm_sequence", "max_pool", "max_pool2d", "normalize",
+    "conv_weight", "im2col", "linear", "linear_batch_norm", "lstm_sequence", "max_pool", "max_pool2d", "normalize",
     "sigmoid", "softmax", "softmax_cross_entropy",
 ]
 # PyTorch's names and index reductions (issue 10)

@@ -10,4 +10,5 @@ derivatives.
 - ``cross_entropy``: SoftmaxCrossEntropy (+ Grad) (every classifier's loss)
 - ``normalization``: Normalize (+ NormalizeGrad, NormalizeAffineGrad) (BatchNorm, LayerNorm)
 - ``conv``: Conv, ConvTranspose, ConvWeight, Im2Col, Col2Im (convolution and pooling)
+- ``conv_bn``, ``linear_bn``: ConvBatchNorm, LinearBatchNorm (a layer, BatchNorm, ReLU)
 """

@@ -22,12 +22,18 @@ class Linear(TensorOp):
         return fused.matmul_add(x, weight, bias)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
-        x, weight, bias = node.inputs
-        grad_bias = summation(out_grad, 0, keepdims=bias.ndim == 2) if bias.requires_grad \
-            else None
-        return (MatMul(transpose_b=True)(out_grad, weight) if x.requires_grad else None,
-                MatMul(transpose_a=True)(x, out_grad) if weight.requires_grad else None,
-                grad_bias)
+        return linear_gradients(out_grad, *node.inputs)
+
+
+def linear_gradients(out_grad: Tensor, x: Tensor, weight: Tensor,
+                     bias: Tensor) -> tuple[Tensor | None, ...]:
+    """(g W^T, x^T g, sum of g over rows) for g the adjoint of x W + b, each only for an
+    input that needs it."""
+    grad_bias = summation(out_grad, 0, keepdims=bias.ndim == 2) if bias.requires_grad \
+        else None
+    return (MatMul(transpose_b=True)(out_grad, weight) if x.requires_grad else None,
+            MatMul(transpose_a=True)(x, out_grad) if weight.requires_grad else None,
+            grad_bias)
 
 
 @replaces(compose.linear)
