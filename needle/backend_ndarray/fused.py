@@ -56,6 +56,17 @@ def affine(h: NDArray, weight: NDArray, bias: NDArray, channel_axis: int) -> NDA
     return _wrap(out, h.device)
 
 
+def batch_norm_relu(y: NDArray, axes: Axes, eps: float, weight: NDArray, bias: NDArray,
+                    channel_axis: int, relu: bool) -> tuple[NDArray, ...]:
+    """(out, h, mean, var, inv_std): ``normalize`` of y, its affine map and, with ``relu``,
+    max(., 0) in place: the forward of a layer's fused BatchNorm (+ ReLU) block."""
+    h, mean, var, inv_std = normalize(y, axes, eps)
+    out = affine(h, weight, bias, channel_axis)
+    if relu:
+        out.device.module().maximum(out._array, 0, out=out._array)
+    return out, h, mean, var, inv_std
+
+
 def normalize_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes) -> NDArray:
     """(g - mean g - h mean(g h)) inv_std, means over ``axes``: the adjoint of
     ``normalize`` at the point whose normalised values are h."""

@@ -61,11 +61,8 @@ class ConvBatchNorm(TensorOp):
     def compute(self, x: NDArray, w: NDArray, b: NDArray, gamma: NDArray,
                 beta: NDArray) -> tuple[NDArray, tuple[Any, ...]]:
         y, conv_saved = self.conv.compute(x, w)
-        h, mean, var, inv_std = fused.normalize(y, AXES, self.eps)
-        out = fused.affine(h, gamma, beta, 3)
-        if self.relu:
-            xp = out.device.module()
-            xp.maximum(out._array, 0, out=out._array)
+        out, h, mean, var, inv_std = fused.batch_norm_relu(y, AXES, self.eps, gamma, beta, 3,
+                                                           self.relu)
         channels = w.shape[3]
         return out, (conv_saved, y, h, inv_std, mean.reshape((channels,)) + b,
                      var.reshape((channels,)))

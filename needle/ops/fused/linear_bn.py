@@ -42,11 +42,8 @@ class LinearBatchNorm(TensorOp):
     def compute(self, x: NDArray, w: NDArray, b: NDArray, gamma: NDArray,
                 beta: NDArray) -> tuple[NDArray, tuple[Any, ...]]:
         y = fused.matmul_add(x, w, b)
-        h, mean, var, inv_std = fused.normalize(y, AXES, self.eps)
-        out = fused.affine(h, gamma, beta, 1)
-        if self.relu:
-            xp = out.device.module()
-            xp.maximum(out._array, 0, out=out._array)
+        out, h, mean, var, inv_std = fused.batch_norm_relu(y, AXES, self.eps, gamma, beta, 1,
+                                                           self.relu)
         features = w.shape[1]
         return out, (y, h, inv_std, mean.reshape((features,)), var.reshape((features,)))
 
