@@ -100,11 +100,12 @@ class Sequential(Module):
     ``Sequential(OrderedDict(name=module, ...))`` names them (``seq.name``, parameters
     ``name.weight``); a slice of a Sequential is a Sequential.
 
-    Consecutive children that a registered fusion knows (``Sequential.fusions``) run as
-    its one op, computing what they would compute one by one (and only where it is the
-    same: training mode, no hooks, not reference mode); the children stay as they are."""
+    Consecutive children that a registered fusion knows run as its one op, computing what
+    they would compute one by one (and only where it is the same: training mode, no hooks,
+    not reference mode); the children stay as they are. ``Sequential.fusions`` holds the
+    fusions by the class of the first child they take."""
 
-    fusions: list[Fusion] = []
+    fusions: dict[type, list[Fusion]] = {}
 
     def __init__(self, *modules: Module | OrderedDict[str, Module]):
         super().__init__()
@@ -128,7 +129,7 @@ class Sequential(Module):
     def _run_from(self, i: int, x: Any) -> tuple[Any, int]:
         """Child i on x, or the children a fusion runs from i; the output and the index of
         the next child."""
-        for fusion in Sequential.fusions:
+        for fusion in Sequential.fusions.get(type(self.modules[i]), ()):
             done = fusion(self.modules, i, x)
             if done is not None:
                 return done[0], i + done[1]

@@ -77,4 +77,5 @@ def fuse_conv_batch_norm(modules: tuple[Module, ...], i: int, x: Any
     return conv_batch_norm(conv, norm, relu, x), len(block)
 
 
-Sequential.fusions.append(fuse_conv_batch_norm)
+for first in (Conv2d, Conv):
+    Sequential.fusions.setdefault(first, []).append(fuse_conv_batch_norm)

@@ -35,4 +35,4 @@ def fuse_linear_batch_norm(modules: tuple[Module, ...], i: int, x: Any
     return out, len(block)
 
 
-Sequential.fusions.append(fuse_linear_batch_norm)
+Sequential.fusions.setdefault(Linear, []).append(fuse_linear_batch_norm)

@@ -103,7 +103,7 @@ def test_a_sequential_runs_conv_batchnorm_relu_children_as_one_fused_node(monkey
     calls = _count_fused(monkeypatch)
     fused = _step_values(_pytorch_style_cnn())
     assert calls[0] == 2  # both blocks, with and without the ReLU
-    monkeypatch.setattr(nn.Sequential, "fusions", [])
+    monkeypatch.setattr(nn.Sequential, "fusions", {})
     plain = _step_values(_pytorch_style_cnn())
     assert calls[0] == 2
     for a, b in zip(fused, plain):

@@ -69,7 +69,7 @@ def test_mlp_resnet_blocks_fused_equal_the_layers_apart_bitwise(dtype, second, m
     calls = _count_fused(monkeypatch)
     fused = _step(_mlp_resnet(dtype), dtype, second)
     assert calls[0] == 4
-    monkeypatch.setattr(nn.Sequential, "fusions", [])
+    monkeypatch.setattr(nn.Sequential, "fusions", {})
     plain = _step(_mlp_resnet(dtype), dtype, second)
     assert calls[0] == 4
     assert len(fused[0]) == len(plain[0]) and len(fused[1]) == len(plain[1])
