@@ -73,7 +73,10 @@ def test_activation_bytes_match_the_memory_the_graph_holds(build, shape, monkeyp
     monkeypatch.setattr(nn.Sequential, "fusions", {})
     apart = held_by_a_forward()
     assert 0.98 * table.activation_bytes <= apart <= 1.05 * table.activation_bytes
-    assert fused < apart
+    if ndl.is_reference_mode():
+        assert abs(fused - apart) <= 0.01 * apart  # reference mode runs the layers apart
+    else:
+        assert fused < apart
 
 
 def test_summary_leaves_running_statistics_and_the_rng_alone():
