@@ -99,3 +99,12 @@ def test_a_window_of_nans_gets_no_gradient_and_no_warning():
     grad = x.grad.numpy()[0, :, :, 0]
     assert grad[:2, :2].sum() == 0  # the NaN window
     np.testing.assert_array_equal(grad[2:, 2:], [[0, 0], [0, 1]])
+
+
+@pytest.mark.parametrize("k", [15, 16, 17])
+def test_ties_in_windows_of_more_than_255_elements_share_the_gradient(k):
+    """A k x k window of zeros (after a ReLU) ties k^2 times; the tie count must not wrap
+    around in a small integer type: each element gets 1/k^2, the window's total stays 1."""
+    x = ndl.Tensor(np.zeros((1, k, k, 2), np.float32), requires_grad=True)
+    ops.max_pool(x, k).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full((1, k, k, 2), 1 / k ** 2), rtol=1e-6)

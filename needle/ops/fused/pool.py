@@ -43,7 +43,7 @@ def _routing(a: Any, y: Any, k: int, xp: Any) -> tuple[list[Any], Any]:
     gets no gradient. After a ReLU, windows of zeros tie often, so the tie case is common
     in CNNs: one division of g by the counts, not one per offset."""
     hits = [part == y for part in _offsets(a, k)]
-    count = hits[0].astype(xp.uint8)
+    count = hits[0].astype(xp.min_scalar_type(k * k))  # uint8 up to 15x15 windows
     for hit in hits[1:]:
         count += hit
     if not bool((count != 1).any()):
