@@ -557,6 +557,8 @@ class Adam(Optimizer):
         # lr m̂ / (sqrt(v̂) + eps) = m / (sqrt(v) c / a + eps / a), a = lr / (1 - b1^t) and
         # c = 1 / sqrt(1 - b2^t): one pass fewer than scaling the quotient by a
         a, c = group["lr"] / (1 - b1 ** self.t), 1 / math.sqrt(1 - b2 ** self.t)
+        if not a:  # lr 0 (a cosine schedule's last epoch): the moments move, w does not
+            return
         xp.sqrt(v, out=tmp)
         tmp *= c / a
         tmp += group["eps"] / a

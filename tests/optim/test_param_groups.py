@@ -253,6 +253,28 @@ def test_the_fast_rules_leave_the_gradients_as_they_are(name, direct_min, monkey
             np.testing.assert_array_equal(p.grad.numpy(), g, err_msg=name)
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+def test_a_zero_learning_rate_moves_the_moments_not_the_weights(name):
+    """lr 0 (CosineAnnealingLR's value at T_max with eta_min 0): the fast rule, which
+    divides by the bias-corrected lr, agrees with the reference rule: same moments, the
+    weights left as they are."""
+    results = []
+    for reference in (False, True):
+        params = [ndl.nn.Parameter(w.copy()) for w in WEIGHTS]
+        opt = optim.Adam(params, lr=0.0) if name == "adam" else optim.AdamW(params, lr=0.0)
+        for p, g in zip(params, GRADS[0]):
+            p.grad = ndl.Tensor(g)
+        with ndl.reference_mode(reference):
+            opt.step()
+        results.append(([p.numpy() for p in params],
+                        [opt.state[p]["m"].numpy() for p in params]))
+    (fast_w, fast_m), (ref_w, ref_m) = results
+    for w, fw, rw, fm, rm in zip(WEIGHTS, fast_w, ref_w, fast_m, ref_m):
+        np.testing.assert_array_equal(fw, w)
+        np.testing.assert_array_equal(rw, w)
+        np.testing.assert_allclose(fm, rm, rtol=1e-6)
+
+
 def test_spans_cut_parameters_and_stop_at_gaps():
     """Pieces (parameter, first, end element) of spans of at most 4 elements, over
     parameters of 3, 6, 2 and 1 elements, with and without the second."""
