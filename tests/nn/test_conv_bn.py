@@ -8,6 +8,8 @@ import pytest
 
 import needle as ndl
 from needle import nn
+from needle.nn import conv_bn
+from spies import count_calls
 
 
 def layer(fused: bool, relu: bool, c_in: int, c_out: int, k: int, stride: int,
@@ -82,17 +84,7 @@ def _step_values(model: nn.Sequential) -> list[np.ndarray]:
 
 
 def _count_fused(monkeypatch) -> list[int]:
-    from needle.nn import conv_bn
-
-    calls = [0]
-    original = conv_bn.conv_batch_norm
-
-    def counted(*args):
-        calls[0] += 1
-        return original(*args)
-
-    monkeypatch.setattr(conv_bn, "conv_batch_norm", counted)
-    return calls
+    return count_calls(monkeypatch, conv_bn, "conv_batch_norm")
 
 
 @ndl.reference_mode(False)

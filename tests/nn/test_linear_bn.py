@@ -10,18 +10,11 @@ import pytest
 import needle as ndl
 from needle import nn
 from needle.nn import linear_bn
+from spies import count_calls
 
 
 def _count_fused(monkeypatch) -> list[int]:
-    calls = [0]
-    original = ndl.ops.linear_batch_norm
-
-    def counted(*args):
-        calls[0] += 1
-        return original(*args)
-
-    monkeypatch.setattr(linear_bn.ops, "linear_batch_norm", counted)
-    return calls
+    return count_calls(monkeypatch, linear_bn.ops, "linear_batch_norm")
 
 
 def _mlp_resnet(dtype: str) -> nn.Module:
@@ -41,7 +34,7 @@ def _step(model: nn.Module, dtype: str, second: bool
     weights = ndl.Tensor(np.random.default_rng(9).standard_normal(out.shape), dtype=dtype)
     (out * weights).sum().backward(create_graph=second)
     values = [out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in model.parameters()]
-    norms = [m for m in _all_modules(model) if isinstance(m, nn.BatchNorm1d)]
+    norms = [m for m in model.submodules() if isinstance(m, nn.BatchNorm1d)]
     values += [v.numpy() for m in norms for v in (m.running_mean, m.running_var)]
     if second:
         for p in model.parameters():
@@ -51,13 +44,6 @@ def _step(model: nn.Module, dtype: str, second: bool
         assert len(reached) > 10
         return values, [g.numpy() for g in reached]
     return values, []
-
-
-def _all_modules(module: nn.Module) -> list[nn.Module]:
-    found = [module]
-    for child in module.children():
-        found += _all_modules(child)
-    return found
 
 
 @ndl.reference_mode(False)
