@@ -95,6 +95,20 @@ def observed(modules: Sequence[Module]) -> bool:
     return any(m._hooks or "forward" in vars(m) for m in modules)
 
 
+def layer_norm_relu(modules: tuple[Module, ...], i: int, layers: tuple[type, ...],
+                    norm: type) -> tuple[Any, Any, bool] | None:
+    """(layer, norm, whether a ReLU follows) when children i and i+1 are a layer of one of
+    the classes ``layers`` and a norm of class ``norm`` (exactly: a subclass may compute
+    otherwise), maybe then a ReLU, none of them ``observed``; else None."""
+    block = modules[i:i + 3]
+    if len(block) < 2 or type(block[0]) not in layers or type(block[1]) is not norm:
+        return None
+    relu = len(block) == 3 and type(block[2]) is ReLU
+    if observed(block[:2 + relu]):
+        return None
+    return block[0], block[1], relu
+
+
 class Sequential(Module):
     """Applies ``modules`` in order; ``.modules`` is the tuple of them (as in the course).
     ``Sequential(OrderedDict(name=module, ...))`` names them (``seq.name``, parameters

@@ -7,7 +7,7 @@ from typing import Any, cast
 from .. import init, ops
 from ..autograd import Tensor
 from ..reference import is_reference_mode
-from .basic import ReLU, Sequential, observed
+from .basic import ReLU, Sequential, layer_norm_relu
 from .module import Module
 from .conv import NCHW_TO_NHWC, NHWC_TO_NCHW, BatchNorm2d, Conv, Conv2d
 
@@ -57,25 +57,25 @@ def conv_batch_norm(conv: Conv2d, norm: BatchNorm2d, relu: bool, x: Tensor) -> T
     return ops.permute(out, NHWC_TO_NCHW)
 
 
+CONVS = (Conv2d, Conv)  # the conv classes a fused block starts with
+
+
 def fuse_conv_batch_norm(modules: tuple[Module, ...], i: int, x: Any
                          ) -> tuple[Tensor, int] | None:
     """A Sequential's ``Conv2d`` (or ``Conv``), ``BatchNorm2d`` (and ``ReLU``) children
     from i as one fused node (a ``Sequential.fusions`` entry), as a PyTorch user writes the
     block. Only those exact classes (a subclass, e.g. SyncBatchNorm, may compute
-    otherwise), none with hooks or a wrapped forward (the fused node would skip them), on
-    an input the conv accepts."""
-    block = modules[i:i + 3]
-    if len(block) < 2 or type(block[0]) not in (Conv2d, Conv) or \
-            type(block[1]) is not BatchNorm2d:
+    otherwise), none with hooks or a wrapped forward (the fused node would skip them:
+    ``layer_norm_relu``), on an input the conv accepts."""
+    found = layer_norm_relu(modules, i, CONVS, BatchNorm2d)
+    if found is None:
         return None
-    conv, norm = cast(Conv2d, block[0]), cast(BatchNorm2d, block[1])
-    relu = len(block) == 3 and type(block[2]) is ReLU
-    block = block[:2 + relu]
-    if not fusable(conv, norm) or observed(block) or not isinstance(x, Tensor) \
-            or x.ndim != 4 or x.shape[1] != conv.in_channels or conv.out_channels != norm.dim:
+    conv, norm, relu = cast(tuple[Conv2d, BatchNorm2d, bool], found)
+    if not fusable(conv, norm) or not isinstance(x, Tensor) or x.ndim != 4 \
+            or x.shape[1] != conv.in_channels or conv.out_channels != norm.dim:
         return None
-    return conv_batch_norm(conv, norm, relu, x), len(block)
+    return conv_batch_norm(conv, norm, relu, x), 2 + relu
 
 
-for first in (Conv2d, Conv):
+for first in CONVS:
     Sequential.fusions.setdefault(first, []).append(fuse_conv_batch_norm)

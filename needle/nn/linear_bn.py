@@ -8,7 +8,7 @@ from typing import Any, cast
 from .. import ops
 from ..autograd import Tensor
 from ..reference import is_reference_mode
-from .basic import BatchNorm1d, Linear, ReLU, Sequential, observed
+from .basic import BatchNorm1d, Linear, Sequential, layer_norm_relu
 from .module import Module
 
 
@@ -16,23 +16,21 @@ def fuse_linear_batch_norm(modules: tuple[Module, ...], i: int, x: Any
                            ) -> tuple[Tensor, int] | None:
     """A Sequential's ``Linear``, ``BatchNorm1d`` (and ``ReLU``) children from i as one
     fused node (a ``Sequential.fusions`` entry): the norm in training mode, the Linear with
-    a bias, on a 2-D input it accepts; only those exact classes (a subclass may compute
-    otherwise), none with hooks or a wrapped forward (the fused node would skip them), not
-    in reference mode."""
-    block = modules[i:i + 3]
-    if len(block) < 2 or type(block[0]) is not Linear or type(block[1]) is not BatchNorm1d:
+    a bias, on a 2-D input it accepts; only those exact classes, none with hooks or a
+    wrapped forward (the fused node would skip them: ``layer_norm_relu``), not in
+    reference mode."""
+    found = layer_norm_relu(modules, i, (Linear,), BatchNorm1d)
+    if found is None:
         return None
-    linear, norm = cast(Linear, block[0]), cast(BatchNorm1d, block[1])
-    relu = len(block) == 3 and type(block[2]) is ReLU
-    block = block[:2 + relu]
+    linear, norm, relu = cast(tuple[Linear, BatchNorm1d, bool], found)
     if not norm.training or linear.bias is None or is_reference_mode() or \
-            observed(block) or not isinstance(x, Tensor) or x.ndim != 2 or \
+            not isinstance(x, Tensor) or x.ndim != 2 or \
             x.shape[1] != linear.in_features or linear.out_features != norm.dim:
         return None
     out, mean, var = ops.linear_batch_norm(x, linear.weight, linear.bias, norm.weight,
                                            norm.bias, norm.eps, relu)
     norm._update_running_stats(mean, var)
-    return out, len(block)
+    return out, 2 + relu
 
 
 Sequential.fusions.setdefault(Linear, []).append(fuse_linear_batch_norm)
