@@ -545,12 +545,11 @@ def array_sum(xp: Any, array: Any, axis: Axes = None, keepdims: bool = False) ->
         return array.sum(axis=axis, keepdims=keepdims)
     if array.flags.c_contiguous and tuple(axes) == tuple(range(len(axes))):  # the usual case
         return _sum_leading(xp, array, len(axes), keepdims)
-    trailing = tuple(range(array.ndim - len(axes), array.ndim))
-    if array.flags.c_contiguous and tuple(sorted(a % array.ndim for a in axes)) == trailing \
+    reduced = sorted(a % array.ndim for a in axes)
+    if array.flags.c_contiguous and reduced == list(range(array.ndim - len(axes), array.ndim)) \
             and math.prod(array.shape[array.ndim - len(axes):]) <= TRAILING_MAX:
         return _sum_trailing(xp, array, len(axes), keepdims)
     # general case, e.g. an NCHW view of NHWC memory summed over N, H and W
-    reduced = sorted(a % array.ndim for a in axes)
     order = sorted(range(array.ndim), key=lambda i: -array.strides[i])  # axes in memory order
     in_memory = array.transpose(order)
     if not in_memory.flags.c_contiguous or sorted(order[:len(axes)]) != reduced:
