@@ -36,6 +36,15 @@ def test_shapes_states_and_gradients(seq_model):
     assert not missing, f"no gradient for {missing}"
 
 
+@pytest.mark.parametrize("dropout, draws", [(0.0, False), (0.3, True)])
+def test_training_forward_draws_random_numbers_only_for_dropout(dropout, draws):
+    # the course's language model has no dropout: with p 0 the global RNG must not move
+    model = LanguageModel(8, VOCAB, 12, seq_model="lstm", dropout=dropout)
+    np.random.seed(3)
+    model(_ids(5, 2))
+    assert (np.random.rand() != np.random.RandomState(3).rand()) == draws
+
+
 RECURRENT = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
 
 
