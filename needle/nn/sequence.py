@@ -112,9 +112,7 @@ class _RecurrentCell(Module):
         if x.shape[-1] != self.input_size:
             raise ValueError(f"{type(self).__name__} expects inputs with {self.input_size} "
                              f"features on the last axis, got shape {x.shape}")
-        out = x @ self.W_ih
-        bias = self.input_bias()
-        return out if bias is None else out + bias
+        return ops.linear(x, self.W_ih, self.input_bias())
 
     def zero_state(self, batch_size: int) -> State:
         return init.zeros(batch_size, self.hidden_size, device=self.device, dtype=self.dtype)
