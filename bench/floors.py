@@ -13,7 +13,9 @@ the benchmarks' (``bench/seq.py``, ``bench/conv.py``, ``bench/mlp_resnet.py``):
   1 - p`` (float64 draws from numpy's global RNG, ``../shared/API.md``);
 - one LSTM layer over the whole sequence (forward and backward);
 - Adam over the Transformer LM's parameters;
-- the small CNN's 2x2 max pooling backward and BatchNorm2d forward and backward.
+- the small CNN's 2x2 max pooling backward and BatchNorm2d forward and backward;
+- every GEMM of one training step of lstm_lm, transformer_lm and mlp_resnet (forward and
+  both gradients of each product), in numpy's BLAS and in PyTorch's: the step's floor.
 """
 
 from __future__ import annotations
@@ -152,12 +154,52 @@ def cnn_parts() -> dict[str, Callable[[], Any]]:
             "BatchNorm2d(16) fwd+bwd on 64x16x28x28: PyTorch": lambda: run(tbn, tx)}
 
 
+Shape2 = tuple[int, int]
+
+
+def products(m: int, k: int, n: int, times: int = 1) -> list[tuple[Shape2, Shape2]]:
+    """The three GEMMs of y = x W for x (m, k), W (k, n): x W, dY W^T and x^T dY."""
+    return [((m, k), (k, n)), ((m, n), (n, k)), ((k, m), (m, n))] * times
+
+
+def all_products(pairs: list[tuple[Any, Any]]) -> Callable[[], Any]:
+    return lambda: [a @ b for a, b in pairs]
+
+
+def step_gemms() -> dict[str, Callable[[], Any]]:
+    """Each workload's GEMMs of one training step, in numpy (OpenBLAS) and PyTorch (the
+    Transformer's batched attention products, about 2 % of its FLOPs, left out)."""
+    lstm = products(35 * 32, 256, 10000)  # the decoder
+    for size in (128, 256):  # each layer: the input projection, 35 steps each way, W_hh's grad
+        lstm += products(35 * 32, size, 1024)
+        lstm += [((32, 256), (256, 1024)), ((32, 1024), (1024, 256))] * 35
+        lstm += [((256, 35 * 32), (35 * 32, 1024))]
+    tokens, width = 64 * 16, 128
+    transformer = products(tokens, width, 10000)
+    for _ in range(2):  # layers: q, k, v and output projections, the feed-forward pair
+        transformer += products(tokens, width, width, 4)
+        transformer += products(tokens, width, 512) + products(tokens, 512, width)
+    mlp = products(128, 784, 100)[::2] + products(128, 100, 50, 3) + \
+        products(128, 50, 100, 3) + products(128, 100, 10)
+    rng = np.random.default_rng(0)
+    parts: dict[str, Callable[[], Any]] = {}
+    for name, shapes in (("lstm_lm", lstm), ("transformer_lm", transformer),
+                         ("mlp_resnet", mlp)):
+        arrays = [(rng.standard_normal(a, np.float32), rng.standard_normal(b, np.float32))
+                  for a, b in shapes]
+        tensors = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in arrays]
+        parts[f"{name}: {len(shapes)} GEMMs, numpy"] = all_products(arrays)
+        parts[f"{name}: {len(shapes)} GEMMs, PyTorch"] = all_products(tensors)
+    return parts
+
+
 SECTIONS = {"lstm_lm decoder (1120 x 256 -> 10000)": lambda: decoder(35 * 32, 256),
             "transformer_lm decoder (1024 x 128 -> 10000)": lambda: decoder(64 * 16, 128),
             "transformer_lm dropout": dropout_masks,
             "lstm_lm recurrence": lstm_layer,
             "transformer_lm optimiser": adam,
-            "cnn_mnist passes": cnn_parts}
+            "cnn_mnist passes": cnn_parts,
+            "one step's GEMMs": step_gemms}
 
 
 def main() -> None:
