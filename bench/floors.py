@@ -130,8 +130,8 @@ def adam() -> dict[str, Callable[[], Any]]:
         p.grad = ndl.Tensor(np.ones(p.shape, np.float32))
     opt = ndl.optim.Adam(params, lr=1e-3)
     tparams = [torch.zeros(p.shape, requires_grad=True) for p in params]
-    for p in tparams:
-        p.grad = torch.ones(p.shape)
+    for t in tparams:
+        t.grad = torch.ones(t.shape)
     topt = torch.optim.Adam(tparams, lr=1e-3)
     count = sum(p.size for p in params)
     return {f"Adam step, {count / 1e6:.1f} M parameters: needle": opt.step,
