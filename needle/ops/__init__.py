@@ -61,12 +61,12 @@ __all__ = [
     "Erf", "erf",
     # speed primitives (ops/fused/): each replaces a composition of the ops above
     "Col2Im", "Conv", "ConvBatchNorm", "ConvTranspose", "ConvWeight", "Im2Col", "LSTMSequence",
-    "LSTMSequenceGrad", "Linear", "LinearBatchNorm", "MaxPool", "MaxPoolGrad", "Normalize", "NormalizeAffineGrad",
-    "NormalizeGrad", "Recorded", "Sigmoid", "SigmoidGrad", "Softmax", "SoftmaxCrossEntropy",
-    "SoftmaxCrossEntropyGrad", "TanhGrad", "ReLUGrad",
+    "LSTMSequenceGrad", "Linear", "LinearBatchNorm", "MaxPool", "MaxPoolGrad", "Normalize",
+    "NormalizeAffineGrad", "NormalizeGrad", "Recorded", "Sigmoid", "SigmoidGrad", "Softmax",
+    "SoftmaxCrossEntropy", "SoftmaxCrossEntropyGrad", "TanhGrad", "ReLUGrad",
     "avg_pool2d", "batch_norm", "col2im", "conv", "conv_batch_norm", "conv_transpose",
-    "conv_weight", "im2col", "linear", "linear_batch_norm", "lstm_sequence", "max_pool", "max_pool2d", "normalize",
-    "sigmoid", "softmax", "softmax_cross_entropy",
+    "conv_weight", "im2col", "linear", "linear_batch_norm", "lstm_sequence", "max_pool",
+    "max_pool2d", "normalize", "sigmoid", "softmax", "softmax_cross_entropy",
 ]
 # PyTorch's names and index reductions (issue 10)
 __all__ += ["argmax", "argmin", "cat", "clamp", "multinomial", "setitem", "torch_keywords"]
