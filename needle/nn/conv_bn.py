@@ -32,7 +32,9 @@ class ConvBatchNorm2d(Sequential):
             raise ValueError(f"ConvBatchNorm2d expects input (N, {conv.in_channels}, H, W), "
                              f"got shape {x.shape}")
         if not (self.training and self.fused and fusable(conv, norm)):
-            for module in self.modules:  # eval, reference mode, pair or "same" arguments
+            # eval, reference mode, fused=False, pair or "same" arguments: the layers one by
+            # one (not super().forward, whose Sequential fusions would ignore fused=False)
+            for module in self.modules:
                 x = module(x)
             return x
         return conv_batch_norm(conv, norm, self.relu, x)
