@@ -20,6 +20,7 @@ import statistics
 import time
 from typing import Any, Callable
 
+import blas_idle  # noqa: F401  (before numpy: OpenBLAS's idle thread must sleep)
 import numpy as np
 import torch
 

@@ -22,6 +22,7 @@ import statistics
 import sys
 from typing import Callable
 
+import blas_idle  # noqa: F401  (before numpy: OpenBLAS's idle thread must sleep)
 import numpy as np
 
 import needle as ndl

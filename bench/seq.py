@@ -24,6 +24,7 @@ import sys
 import time
 from typing import Any, Callable
 
+import blas_idle  # noqa: F401  (before numpy: OpenBLAS's idle thread must sleep)
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
