@@ -8,8 +8,12 @@ array([2., 4., 6.], dtype=float32)
 """
 
 import importlib
+import os
 from typing import Any
 from types import ModuleType
+
+if os.environ.get("NEEDLE_SECOND_CORE") == "1":  # before numpy loads OpenBLAS: its idle
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # worker frees the core at once
 
 from . import backend_ndarray, ops
 from . import data, init, nn, optim

@@ -4,19 +4,27 @@ numpy releases the GIL inside its loops, so two threads that each run a pass ove
 an array's rows run at once. ``over_rows(fn, rows, size, xp)`` calls ``fn(lo, hi)`` for the
 two halves of ``range(rows)``, the first on a worker thread, and returns when both are
 done; the caller's next operation (often a BLAS call, which has both cores) starts after.
-Three places use it: the softmax cross-entropy's rows (forward and backward), the
-optimisers' cache-sized spans and ``NDArray.compact`` (every gather: im2col, permuted
-copies).
+Four places use it: the softmax cross-entropy's rows (forward and backward), the
+optimisers' cache-sized spans, ``NDArray.compact`` (every gather: im2col, permuted copies)
+and the normalisations' elementwise passes (``fused.by_rows``: BatchNorm and LayerNorm
+forward and backward, the ReLU and its adjoint), whose sums stay on one thread.
 
-Off unless ``NEEDLE_SECOND_CORE=1`` (or ``ENABLED = True``), because on the 2-core machine
-needle is developed on it measured faster only in isolation: the softmax cross-entropy of
-1120 x 10,000 logits went from 38 to 21 ms, a 32x32x32x3x3x64 im2col gather from 16.3 to
-7.0 ms, Adam over 3 M parameters from 18.0 to 15.5 ms; but in the training steps that run
-them, on memory just written by the GEMMs before, the same passes were no faster (the
-Transformer LM step 1.04x, conv_fwd_bwd 1.07x, cnn_mnist 1.04x the one-thread time, with
-one or two BLAS threads): the passes are bound by memory bandwidth, which the two cores
-share. Even when enabled it splits only on the CPU, only passes of at least
-``MIN_ELEMENTS`` elements, and never when ``OMP_NUM_THREADS=1`` or
+OpenBLAS's idle worker. After every product, numpy's OpenBLAS keeps its worker thread
+spinning on the second core for 2^28 cycles, about 0.1 s (its THREAD_TIMEOUT), so a pass
+split right after a product competes with that thread for the core: five passes over a
+(50176, 16) array after a 512² product took 1.9-2.3 ms on one thread and 2.1-2.4 ms split,
+no gain (with one BLAS thread, so no such worker: 2.1-2.4 -> 1.3-1.4 ms). With
+``OPENBLAS_THREAD_TIMEOUT=4`` (2^4 cycles: the worker sleeps at once) the split took
+1.2-1.6 ms. This is why splitting first measured no faster inside training steps.
+OpenBLAS reads the variable once, when numpy loads it: ``import needle`` sets it (unless
+set) when ``NEEDLE_SECOND_CORE=1``, which takes effect if numpy was not imported before.
+
+Off unless ``NEEDLE_SECOND_CORE=1`` (or ``ENABLED = True``): with the timeout set, the
+small MNIST CNN's BatchNorm passes (64×28×28×16 and 64×14×14×32) took 5.8-6.7 instead of
+7.3-7.5 ms a step forward and 4.1-4.9 instead of 5.1-5.4 backward, but whole steps gained
+only 2-3 ms of 32-38 (two threads, wall clock, two alternating runs), within the noise of
+the shared 2-core machine it was measured on. Even when enabled it splits only on the CPU,
+only passes of at least ``MIN_ELEMENTS`` elements, and never when ``OMP_NUM_THREADS=1`` or
 ``OPENBLAS_NUM_THREADS=1`` (the benchmarks' one-thread mode).
 """
 
@@ -37,8 +45,9 @@ def _allowed() -> bool:
 
 
 ENABLED = _allowed()
-#: The smallest pass that is split (elements of its largest array).
-MIN_ELEMENTS = 1 << 20
+#: The smallest pass that is split (elements of its largest array): 256 Ki, below the
+#: first BatchNorm of a small MNIST CNN (64×28×28×16, 0.8 M).
+MIN_ELEMENTS = 1 << 18
 
 _worker: ThreadPoolExecutor | None = None
 _worker_pid = 0

@@ -102,6 +102,57 @@ def test_compact_copy_split_equals_numpy(split_everything):
         a.transpose(0, 3, 1, 2)[:, :, ::2, 1:]))
 
 
+def _forward_and_grads(layer, x):
+    """The layer's output and the gradients of a fixed weighting of it, as numpy arrays."""
+    out = layer(x)
+    weights = ndl.Tensor(np.linspace(-1, 1, out.size, dtype=np.float32).reshape(out.shape))
+    (out * weights).sum().backward()
+    return [out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()]
+
+
+@ndl.reference_mode(False)  # the fused normalisation kernels
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Sequential(nn.Conv(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()), (5, 3, 6, 6)),
+    (lambda: nn.Sequential(nn.Linear(6, 7), nn.BatchNorm1d(7), nn.ReLU()), (9, 6)),
+    (lambda: nn.BatchNorm2d(3), (4, 3, 5, 5)),      # NCHW input: statistics (1, C, 1, 1)
+    (lambda: nn.LayerNorm1d(8), (6, 8)),            # statistics (N, 1): sliced with the rows
+])
+def test_normalisation_passes_split_equal_one_pass(make, shape, monkeypatch):
+    """BatchNorm's and LayerNorm's elementwise passes (centre, square, scale, affine, ReLU and
+    their adjoints) split by rows give bitwise the one-thread values: the sums stay whole."""
+    def run():
+        np.random.seed(0)
+        layer = make()
+        layer.train()
+        x = ndl.Tensor(np.random.randn(*shape).astype(np.float32), requires_grad=True)
+        return _forward_and_grads(layer, x)
+
+    monkeypatch.setattr(parallel, "ENABLED", False)
+    whole = run()
+    calls = []
+    monkeypatch.setattr(parallel, "ENABLED", True)
+    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
+    split_rows = parallel.over_rows
+    monkeypatch.setattr(parallel, "over_rows", lambda fn, rows, size, xp: (
+        calls.append(rows), split_rows(fn, rows, size, xp)))
+    split = run()
+    assert len(calls) >= 4  # the passes did go through the split
+    for a, b in zip(whole, split):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_by_rows_slices_rows_and_passes_statistics_whole(split_everything):
+    from needle.backend_ndarray.fused import by_rows
+
+    seen = []
+    rows, stats, per_row = np.zeros((6, 2)), np.ones((1, 2)), np.ones((6, 1))
+    by_rows(np, lambda *parts: seen.append([p.shape for p in parts]), rows, stats, per_row)
+    assert sorted(seen) == [[(3, 2), (1, 2), (3, 1)]] * 2
+    seen.clear()
+    by_rows(np, lambda *parts: seen.append([p.shape for p in parts]), np.float32(2.0))
+    assert seen == [[()]]
+
+
 @pytest.mark.parametrize("env, expected", [
     ({}, False),                                               # opt-in
     ({"NEEDLE_SECOND_CORE": "1"}, True),
@@ -115,3 +166,22 @@ def test_the_second_core_is_opt_in_and_off_in_one_thread_mode(env, expected, mon
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
     assert parallel._allowed() is expected
+
+
+@pytest.mark.parametrize("env, expected", [({"NEEDLE_SECOND_CORE": "1"}, "4"),
+                                           ({"NEEDLE_SECOND_CORE": "1",
+                                             "OPENBLAS_THREAD_TIMEOUT": "9"}, "9"),
+                                           ({}, "None")])
+def test_the_second_core_lets_openblas_idle_worker_sleep(env, expected):
+    """With the second core on, ``import needle`` (before numpy) sets OpenBLAS's spin time
+    short, unless the environment chose one; without it, it leaves the variable alone."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("NEEDLE_SECOND_CORE", "OPENBLAS_THREAD_TIMEOUT")}
+    code = "import needle, os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env},
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == expected
