@@ -106,7 +106,7 @@ def lstm_layer(seq: int = 35, batch: int = 32, size: int = 256) -> dict[str, Cal
     def numpy_gemms() -> None:
         for _ in range(seq):
             h @ w
-            d @ w.T
+            (w @ d.T).T  # dh = d W^T as needle's backward runs it, (H, 4H) @ (4H, B)
         xs @ ws, dx @ ws.T, xs.T @ dx, np.repeat(h, seq, 0).T @ dx
 
     def torch_gemms() -> None:
@@ -173,7 +173,7 @@ def step_gemms() -> dict[str, Callable[[], Any]]:
     lstm = products(35 * 32, 256, 10000)  # the decoder
     for size in (128, 256):  # each layer: the input projection, 35 steps each way, W_hh's grad
         lstm += products(35 * 32, size, 1024)
-        lstm += [((32, 256), (256, 1024)), ((32, 1024), (1024, 256))] * 35
+        lstm += [((32, 256), (256, 1024)), ((256, 1024), (1024, 32))] * 35  # dh transposed
         lstm += [((256, 35 * 32), (35 * 32, 1024))]
     tokens, width = 64 * 16, 128
     transformer = products(tokens, width, 10000)
