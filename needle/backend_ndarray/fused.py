@@ -8,7 +8,7 @@ ops that call them (``ops.Normalize``) still have gradients written in Tensor op
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,44 +27,16 @@ def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDA
     n = math.prod(a.shape[i] for i in axes)
     mean = array_sum(xp, a, axes, keepdims=True)
     mean *= 1 / n
-    dtype = xp.result_type(a, mean)
-    centered, squares = xp.empty_like(a, dtype=dtype), xp.empty_like(a, dtype=dtype)  # a's layout
-
-    def center(a: Any, mean: Any, centered: Any, squares: Any) -> None:
-        xp.subtract(a, mean, out=centered)
-        xp.multiply(centered, centered, out=squares)
-
-    by_rows(xp, center, a, mean, centered, squares)
-    var = array_sum(xp, squares, axes, keepdims=True)
+    centered = a - mean
+    var = array_sum(xp, xp.multiply(centered, centered), axes, keepdims=True)
     var *= 1 / n
     inv_std = var + eps
     xp.sqrt(inv_std, out=inv_std)
     xp.divide(1, inv_std, out=inv_std)
-    by_rows(xp, _scale, centered, inv_std)
+    centered *= inv_std
     device = x.device
     return (_wrap(centered, device), _wrap(mean, device), _wrap(var, device),
             _wrap(inv_std, device))
-
-
-def by_rows(xp: Any, fn: Callable[..., Any], *arrays: Any) -> None:
-    """``fn(*arrays)`` for an elementwise pass that writes only its own rows: split along
-    the first array's leading axis across two cores when the pass is large
-    (``parallel.over_rows``). An array whose leading axis has one entry (statistics kept
-    as (1, ..., C)) goes whole to both halves; the others are sliced."""
-    first = arrays[0]
-    if first.ndim == 0 or not parallel.splits(first.shape[0], first.size, xp):
-        fn(*arrays)
-        return
-    rows = first.shape[0]
-
-    def part(lo: int, hi: int) -> None:
-        fn(*(a[lo:hi] if a.shape[0] == rows else a for a in arrays))
-
-    parallel.over_rows(part, rows, first.size, xp)
-
-
-def _scale(rows: Any, factor: Any) -> None:
-    rows *= factor
 
 
 def channel_shape(ndim: int, channel_axis: int, channels: int) -> tuple[int, ...]:
@@ -81,15 +53,8 @@ def _along(vector: NDArray, ndim: int, channel_axis: int) -> object:
 
 def affine(h: NDArray, weight: NDArray, bias: NDArray, channel_axis: int) -> NDArray:
     """h weight + bias, with (C,) weight and bias laid along ``channel_axis``."""
-    xp, a = h.device.module(), h._array
-    w, b = _along(weight, h.ndim, channel_axis), _along(bias, h.ndim, channel_axis)
-    out = xp.empty_like(a, dtype=xp.result_type(a, w, b))
-
-    def scale_shift(a: Any, out: Any) -> None:
-        xp.multiply(a, w, out=out)
-        out += b
-
-    by_rows(xp, scale_shift, a, out)
+    out = h._array * _along(weight, h.ndim, channel_axis)
+    out += _along(bias, h.ndim, channel_axis)
     return _wrap(out, h.device)
 
 
@@ -100,8 +65,7 @@ def batch_norm_relu(y: NDArray, axes: Axes, eps: float, weight: NDArray, bias: N
     h, mean, var, inv_std = normalize(y, axes, eps)
     out = affine(h, weight, bias, channel_axis)
     if relu:
-        xp = out.device.module()
-        by_rows(xp, lambda rows: xp.maximum(rows, 0, out=rows), out._array)
+        out.device.module().maximum(out._array, 0, out=out._array)
     return out, h, mean, var, inv_std
 
 
@@ -135,24 +99,15 @@ def normalize_affine_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
     xp, ga, ha = g.device.module(), g._array, h._array
     others = tuple(i for i in range(ga.ndim) if i != channel_axis % ga.ndim)
     grad_bias = array_sum(xp, ga, others)
-    products = xp.empty_like(ga, dtype=xp.result_type(ga, ha))
-    by_rows(xp, lambda g, h, out: xp.multiply(g, h, out=out), ga, ha, products)
-    grad_weight = array_sum(xp, products, others)
+    grad_weight = array_sum(xp, xp.multiply(ga, ha), others)
     w = _along(weight, ga.ndim, channel_axis)
     if others == tuple(sorted(a % ga.ndim for a in axes)):
         n = math.prod(ga.shape[i] for i in axes)
         shape = channel_shape(ga.ndim, channel_axis, weight.shape[0])
-        weight_term = grad_weight.reshape(shape) * (-1 / n)
-        bias_term, scale = grad_bias.reshape(shape) * (1 / n), inv_std._array * w
-
-        def combine(h: Any, g: Any, out: Any) -> None:
-            xp.multiply(h, weight_term, out=out)
-            out += g
-            out -= bias_term
-            out *= scale
-
-        out = products  # summed into grad_weight already: the buffer takes dx
-        by_rows(xp, combine, ha, ga, out)
+        out = ha * (grad_weight.reshape(shape) * (-1 / n))
+        out += ga
+        out -= grad_bias.reshape(shape) * (1 / n)
+        out *= inv_std._array * w
     else:
         out = _normalize_grad(xp, ga * w, ha, inv_std._array, axes)
     device = g.device
@@ -177,9 +132,7 @@ def scaled_mask(mask: NDArray, scale: float, dtype: Any) -> NDArray:
 def multiply_where_positive(g: NDArray, y: NDArray) -> NDArray:
     """g [y > 0] (same shapes): the mask cast inside the product, one pass and no float
     copy of the mask (relu's adjoint)."""
-    xp, out = g.device.module(), g.device.module().empty_like(g._array)
-    by_rows(xp, lambda g, y, out: xp.multiply(g, y > 0, out=out), g._array, y._array, out)
-    return _wrap(out, g.device)
+    return _wrap(g.device.module().multiply(g._array, y._array > 0, dtype=g.dtype), g.device)
 
 
 def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:

@@ -4,10 +4,9 @@ numpy releases the GIL inside its loops, so two threads that each run a pass ove
 an array's rows run at once. ``over_rows(fn, rows, size, xp)`` calls ``fn(lo, hi)`` for the
 two halves of ``range(rows)``, the first on a worker thread, and returns when both are
 done; the caller's next operation (often a BLAS call, which has both cores) starts after.
-Four places use it: the softmax cross-entropy's rows (forward and backward), the
-optimisers' cache-sized spans, ``NDArray.compact`` (every gather: im2col, permuted copies)
-and the normalisations' elementwise passes (``fused.by_rows``: BatchNorm and LayerNorm
-forward and backward, the ReLU and its adjoint), whose sums stay on one thread.
+Three places use it: the softmax cross-entropy's rows (forward and backward), the
+optimisers' cache-sized spans and ``NDArray.compact`` (every gather: im2col, permuted
+copies).
 
 OpenBLAS's idle worker. After every product, numpy's OpenBLAS keeps its worker thread
 spinning on the second core for 2^28 cycles, about 0.1 s (its THREAD_TIMEOUT), so a pass
@@ -19,13 +18,16 @@ no gain (with one BLAS thread, so no such worker: 2.1-2.4 -> 1.3-1.4 ms). With
 OpenBLAS reads the variable once, when numpy loads it: ``import needle`` sets it (unless
 set) when ``NEEDLE_SECOND_CORE=1``, which takes effect if numpy was not imported before.
 
-Off unless ``NEEDLE_SECOND_CORE=1`` (or ``ENABLED = True``): with the timeout set, the
-small MNIST CNN's BatchNorm passes (64×28×28×16 and 64×14×14×32) took 5.8-6.7 instead of
-7.3-7.5 ms a step forward and 4.1-4.9 instead of 5.1-5.4 backward, but whole steps gained
-only 2-3 ms of 32-38 (two threads, wall clock, two alternating runs), within the noise of
-the shared 2-core machine it was measured on. Even when enabled it splits only on the CPU,
-only passes of at least ``MIN_ELEMENTS`` elements, and never when ``OMP_NUM_THREADS=1`` or
-``OPENBLAS_NUM_THREADS=1`` (the benchmarks' one-thread mode).
+Off unless ``NEEDLE_SECOND_CORE=1`` (or ``ENABLED = True``). With the timeout set it
+took the two-thread language-model steps of ``bench/seq.py`` from 1.57-1.62x to
+1.44-1.50x PyTorch (LSTM) and from 1.43-1.46x to 1.30-1.34x (Transformer), two
+alternating runs each, but the convolution workloads of ``bench/conv.py`` measured no
+faster beyond the noise. (Splitting BatchNorm's elementwise passes as well took the small
+MNIST CNN's BatchNorm from 7.3-7.5 to 5.8-6.7 ms a step forward, but whole steps only
+from 34.9-37.7 to 32.2-35.4 ms, and its extra calls cost the default path 1.8 % more
+instructions a MLP-ResNet step, so it was not kept.) Even when enabled it splits only on
+the CPU, only passes of at least ``MIN_ELEMENTS`` elements, and never when
+``OMP_NUM_THREADS=1`` or ``OPENBLAS_NUM_THREADS=1`` (the benchmarks' one-thread mode).
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ def _allowed() -> bool:
 
 
 ENABLED = _allowed()
-#: The smallest pass that is split (elements of its largest array): 256 Ki, below the
-#: first BatchNorm of a small MNIST CNN (64×28×28×16, 0.8 M).
+#: The smallest pass that is split (elements of its largest array); the figures above were
+#: measured with 2^18 (2^20 before 2026-12-02).
 MIN_ELEMENTS = 1 << 18
 
 _worker: ThreadPoolExecutor | None = None

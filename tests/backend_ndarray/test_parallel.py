@@ -102,57 +102,6 @@ def test_compact_copy_split_equals_numpy(split_everything):
         a.transpose(0, 3, 1, 2)[:, :, ::2, 1:]))
 
 
-def _forward_and_grads(layer, x):
-    """The layer's output and the gradients of a fixed weighting of it, as numpy arrays."""
-    out = layer(x)
-    weights = ndl.Tensor(np.linspace(-1, 1, out.size, dtype=np.float32).reshape(out.shape))
-    (out * weights).sum().backward()
-    return [out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in layer.parameters()]
-
-
-@ndl.reference_mode(False)  # the fused normalisation kernels
-@pytest.mark.parametrize("make, shape", [
-    (lambda: nn.Sequential(nn.Conv(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()), (5, 3, 6, 6)),
-    (lambda: nn.Sequential(nn.Linear(6, 7), nn.BatchNorm1d(7), nn.ReLU()), (9, 6)),
-    (lambda: nn.BatchNorm2d(3), (4, 3, 5, 5)),      # NCHW input: statistics (1, C, 1, 1)
-    (lambda: nn.LayerNorm1d(8), (6, 8)),            # statistics (N, 1): sliced with the rows
-])
-def test_normalisation_passes_split_equal_one_pass(make, shape, monkeypatch):
-    """BatchNorm's and LayerNorm's elementwise passes (centre, square, scale, affine, ReLU and
-    their adjoints) split by rows give bitwise the one-thread values: the sums stay whole."""
-    def run():
-        np.random.seed(0)
-        layer = make()
-        layer.train()
-        x = ndl.Tensor(np.random.randn(*shape).astype(np.float32), requires_grad=True)
-        return _forward_and_grads(layer, x)
-
-    monkeypatch.setattr(parallel, "ENABLED", False)
-    whole = run()
-    calls = []
-    monkeypatch.setattr(parallel, "ENABLED", True)
-    monkeypatch.setattr(parallel, "MIN_ELEMENTS", 1)
-    split_rows = parallel.over_rows
-    monkeypatch.setattr(parallel, "over_rows", lambda fn, rows, size, xp: (
-        calls.append(rows), split_rows(fn, rows, size, xp)))
-    split = run()
-    assert len(calls) >= 4  # the passes did go through the split
-    for a, b in zip(whole, split):
-        np.testing.assert_array_equal(b, a)
-
-
-def test_by_rows_slices_rows_and_passes_statistics_whole(split_everything):
-    from needle.backend_ndarray.fused import by_rows
-
-    seen = []
-    rows, stats, per_row = np.zeros((6, 2)), np.ones((1, 2)), np.ones((6, 1))
-    by_rows(np, lambda *parts: seen.append([p.shape for p in parts]), rows, stats, per_row)
-    assert sorted(seen) == [[(3, 2), (1, 2), (3, 1)]] * 2
-    seen.clear()
-    by_rows(np, lambda *parts: seen.append([p.shape for p in parts]), np.float32(2.0))
-    assert seen == [[()]]
-
-
 @pytest.mark.parametrize("env, expected", [
     ({}, False),                                               # opt-in
     ({"NEEDLE_SECOND_CORE": "1"}, True),
