@@ -15,7 +15,7 @@ $(VENV)/.demo: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install -q -e ".[test,datasets,viz,progress,onnx,distributed]"
+	$(PY) -m pip install -q -e ".[test,datasets,viz,progress,onnx,distributed,mkl]"
 	touch $@
 
 # the distributed tests again as a 2-rank MPI job (the mpich wheel's mpiexec); a timeout
@@ -26,10 +26,12 @@ MPI_TESTS := timeout -k 10 600 $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no
 demo: $(VENV)/.demo
 	$(PY) -m needle train --model mlp_resnet --dataset digits --epochs 20 --out runs/demo
 
-# the whole suite on the fast path, then again on the readable path (ndl.reference_mode)
+# the whole suite on the fast path, then again on the readable path (ndl.reference_mode).
+# The fast path runs one BLAS thread in each of the two workers, so its larger products run
+# on MKL (backend_ndarray/blas.py); the readable path runs numpy's OpenBLAS on all threads.
 test: $(VENV)/.test
 	$(PY) -m mypy
-	$(PY) -m pytest -n 2 needle tests
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 needle tests
 	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS)
 	NEEDLE_REFERENCE=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS) -m "not slow"
@@ -39,7 +41,7 @@ test-reference: $(VENV)/.test
 	NEEDLE_REFERENCE=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS) -m "not slow"
 
 test-fast: $(VENV)/.test
-	$(PY) -m pytest -n 2 -m "not slow" needle tests
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS) -m "not slow"
 
 lint: $(VENV)/.test

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from numpy.typing import DTypeLike
 
-from . import parallel
+from . import blas, parallel
 from .device import Axes, Device, Shape, cpu, cuda, default_device
 
 Scalar = int | float | bool
@@ -423,8 +423,8 @@ class NDArray:
         if self.ndim < 1 or self.shape[-1] != inner:
             raise ValueError(f"matmul: inner dimensions differ: {self.shape} @ {other.shape}")
         xp = self._device.xp
-        return _wrap(xp.matmul(_blas_ready(self._array, xp), _blas_ready(other._array, xp)),
-                     self._device)
+        product = blas.matmul(xp, _blas_ready(self._array, xp), _blas_ready(other._array, xp))
+        return _wrap(product, self._device)
 
     # ------------------------------------------------------------------ DLPack
     def __dlpack__(self, **kwargs: Any) -> Any:
@@ -755,6 +755,6 @@ def _einsum_as_matmul(xp: Any, plan: tuple[Any, ...], lhs: Any, rhs: Any) -> Any
     lhs, rhs = lhs.transpose(lhs_order), rhs.transpose(rhs_order)
     batch, left, right = lhs.shape[:nb], lhs.shape[nb:nb + nl], rhs.shape[nb + ni:]
     k = math.prod(lhs.shape[nb + nl:])
-    product = xp.matmul(lhs.reshape(batch + (math.prod(left), k)),
-                        rhs.reshape(batch + (k, math.prod(right))))
+    product = blas.matmul(xp, lhs.reshape(batch + (math.prod(left), k)),
+                          rhs.reshape(batch + (k, math.prod(right))))
     return product.reshape(batch + left + right).transpose(out_order)

@@ -22,6 +22,7 @@ import math
 
 from ... import backend_ndarray as nd
 from ...autograd import NDArray, Tensor, TensorOp
+from ...backend_ndarray import blas
 from ...backend_ndarray.ndarray import _wrap
 from ...reference import replaces
 from .. import convolution
@@ -260,7 +261,7 @@ class ConvTranspose(TensorOp):
         share = product.reshape(n, out_h, out_w, c_in)
         for i in range(k_h):
             for j in range(k_w):
-                xp.matmul(rows, taps[i, j], out=product)
+                blas.matmul(xp, rows, taps[i, j], out=product)
                 image[:, i:i + out_h, j:j + out_w] += share
         return _wrap(image[:, p:p + shape[1], p:p + shape[2]], g.device)
 

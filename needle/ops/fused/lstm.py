@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
+from ...backend_ndarray import blas
 from ...backend_ndarray.ndarray import _wrap
 from ..tuple import tuple_get_item
 
@@ -53,7 +54,7 @@ class LSTMSequence(TensorOp):
         h, c, w = h0._array, c0._array, w_hh._array
         for t in range(steps):
             gates = acts[t]
-            gates += h @ w
+            gates += blas.matmul(xp, h, w)
             _sigmoid_(xp, gates[:, :2 * hidden])
             xp.tanh(gates[:, 2 * hidden:3 * hidden], out=gates[:, 2 * hidden:3 * hidden])
             _sigmoid_(xp, gates[:, 3 * hidden:])
@@ -100,10 +101,11 @@ class LSTMSequenceGrad(TensorTupleOp):
             xp.multiply(d_c, c_prev * f * (1 - f), out=d_f)
             xp.multiply(d_c, i * (1 - gg * gg), out=d_g)
             xp.multiply(d_h, tanh_c[t] * o * (1 - o), out=d_o)
-            d_h = (w @ d_gates[t].T).T  # as (H, 4H) @ (4H, B): 1.6x faster than (B, 4H) @ W^T
+            # as (H, 4H) @ (4H, B): on OpenBLAS 1.6x faster than (B, 4H) @ W^T
+            d_h = blas.matmul(xp, w, d_gates[t].T).T
             d_c *= f
         h_prev = xp.concatenate([h0._array[None], states[:-1, :, :hidden]], axis=0)
-        d_w = h_prev.reshape(-1, hidden).T @ d_gates.reshape(-1, four_h)
+        d_w = blas.matmul(xp, h_prev.reshape(-1, hidden).T, d_gates.reshape(-1, four_h))
         device = g.device
         return tuple(_wrap(a, device) for a in (d_gates, d_w, d_h, d_c))
 

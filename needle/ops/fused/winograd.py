@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from ...backend_ndarray import NDArray
+from ...backend_ndarray import NDArray, blas
 from ...backend_ndarray.ndarray import _wrap
 
 TILE, OUT = 6, 4  # input tile (m + r - 1) and output tile (m) of F(4, 3)
@@ -122,25 +122,28 @@ def transform_input(a: NDArray, padding: int) -> NDArray:
     tiles = xp.lib.stride_tricks.as_strided(
         padded, (TILE, TILE, n, t_h, t_w, c), (sh, sw, sn, OUT * sh, OUT * sw, sc))
     d = xp.ascontiguousarray(tiles).reshape(TILE * TILE, -1)
-    return _wrap((_constant(INPUT_TRANSFORM, a) @ d).reshape(TILE * TILE, -1, c), a.device)
+    v = blas.matmul(xp, _constant(INPUT_TRANSFORM, a), d)
+    return _wrap(v.reshape(TILE * TILE, -1, c), a.device)
 
 
 def transform_filter(w: NDArray) -> NDArray:
     """U (36, C_in, C_out): G g G^T for each filter of w (3, 3, C_in, C_out)."""
     c_in, c_out = w.shape[2], w.shape[3]
     flat = w.compact()._array.reshape(9, c_in * c_out)
-    return _wrap((_constant(FILTER_TRANSFORM, w) @ flat).reshape(36, c_in, c_out), w.device)
+    u = blas.matmul(w.device.module(), _constant(FILTER_TRANSFORM, w), flat)
+    return _wrap(u.reshape(36, c_in, c_out), w.device)
 
 
 def conv2d(v: NDArray, w: NDArray, out_shape: tuple[int, ...]) -> NDArray:
     """The convolution (N, H_out, W_out, C_out) from the transformed input ``v`` (36, P, C_in)
     and the weight w (3, 3, C_in, C_out): 36 GEMMs, then the output transform."""
     n, out_h, out_w, c_out = out_shape
-    m = v._array @ transform_filter(w)._array                     # (36, P, C_out)
-    y = _constant(OUTPUT_TRANSFORM, w) @ m.reshape(TILE * TILE, -1)  # (16, P·C_out)
+    xp = v.device.module()
+    m = blas.matmul(xp, v._array, transform_filter(w)._array)             # (36, P, C_out)
+    y = blas.matmul(xp, _constant(OUTPUT_TRANSFORM, w), m.reshape(TILE * TILE, -1))  # (16, P·C_o)
     t_h, t_w = _tiles(out_h), _tiles(out_w)
     y = y.reshape(OUT, OUT, n, t_h, t_w, c_out).transpose(2, 3, 0, 4, 1, 5)
-    y = v.device.module().ascontiguousarray(y).reshape(n, OUT * t_h, OUT * t_w, c_out)
+    y = xp.ascontiguousarray(y).reshape(n, OUT * t_h, OUT * t_w, c_out)
     return _wrap(y[:, :out_h, :out_w], v.device)
 
 
@@ -156,13 +159,14 @@ def transform_output_grad(g: NDArray) -> Any:
         image[:, :out_h, :out_w] = g._array
     tiles = image.reshape(n, t_h, OUT, t_w, OUT, c).transpose(2, 4, 0, 1, 3, 5)
     flat = xp.ascontiguousarray(tiles).reshape(OUT * OUT, -1)
-    return (_constant(OUTPUT_TRANSFORM, g).T @ flat).reshape(TILE * TILE, -1, c)
+    return blas.matmul(xp, _constant(OUTPUT_TRANSFORM, g).T, flat).reshape(TILE * TILE, -1, c)
 
 
 def conv2d_weight(v: NDArray, g: NDArray) -> NDArray:
     """dw (3, 3, C_in, C_out) of sum(conv2d(v, w) * g), from the transformed input v."""
     d_m = transform_output_grad(g)
-    d_u = v._array.transpose(0, 2, 1) @ d_m                       # (36, C_in, C_out)
+    xp = g.device.module()
+    d_u = blas.matmul(xp, v._array.transpose(0, 2, 1), d_m)           # (36, C_in, C_out)
     c_in, c_out = d_u.shape[1], d_u.shape[2]
-    d_w = _constant(FILTER_TRANSFORM, g).T @ d_u.reshape(TILE * TILE, -1)
+    d_w = blas.matmul(xp, _constant(FILTER_TRANSFORM, g).T, d_u.reshape(TILE * TILE, -1))
     return _wrap(d_w.reshape(3, 3, c_in, c_out), g.device)

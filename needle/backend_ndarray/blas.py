@@ -1,0 +1,184 @@
+"""Matrix products on Intel MKL when it is installed (the ``mkl`` extra), else numpy's.
+
+Why: numpy's wheels link OpenBLAS, which on an AVX-512 Xeon runs the products that dominate
+the language models' steps 1.1–1.8× slower than MKL, the BLAS PyTorch links (one thread,
+best of four rounds: a (32, 256) @ (1024, 256)ᵀ recurrent product 0.30 ms against MKL's
+0.17 ms; the LSTM decoder's (1120, 10000) @ (10000, 256) gradient product 54 → 44 ms). The
+product is the same; only the library that computes it changes.
+
+What: ``matmul(xp, a, b)`` is ``xp.matmul(a, b)``. For 2-D float32 or float64 operands whose
+rows or columns are contiguous (any matrix or its transpose), and 3-D stacks of them with
+one batch stride (or a 2-D operand broadcast over the batch), it is one ``cblas_?gemm``
+(``cblas_?gemm_batch_strided``) call into MKL's ``libmkl_rt`` by ``ctypes``, writing a
+fresh C-contiguous result (or ``out``). Everything else — other dtypes, other layouts,
+products too small for the call's overhead to pay (``MIN_FLOPS``), a missing MKL — goes to
+numpy.
+
+When: ``NEEDLE_BLAS`` (read at import) is ``auto`` (the default), ``mkl`` or ``numpy``.
+``auto`` calls MKL only when BLAS runs on one thread (``MKL_NUM_THREADS``,
+``OMP_NUM_THREADS`` or ``OPENBLAS_NUM_THREADS`` is 1: the benchmarks' steady mode, MPI
+ranks), and then on MKL's sequential layer, so no second thread pool exists. With more
+threads MKL's OpenMP workers and numpy's OpenBLAS workers each spin on the other core after
+their products (OpenMP 0.2 s, OpenBLAS 0.1 s: see ``parallel.py``) and fight for it: the
+ResNet9 step (``bench/conv.py``, two threads, wall clock) measured 1.19–1.20× PyTorch on
+OpenBLAS alone and 1.44–1.84× with MKL's threads beside it (1.31–1.39× against 1.32–1.68×
+with OpenBLAS's spin cut short, ``OPENBLAS_THREAD_TIMEOUT=4``). ``mkl`` calls MKL with as
+many threads as are set (else its default, the physical cores), its workers asleep 1 ms
+after a product (``KMP_BLOCKTIME=1`` unless set): the language models' large products gain
+(LSTM LM 1.53–1.60× → 1.40–1.46×, Transformer LM 1.39–1.44× → 1.31–1.41×), the
+convolutions gain or lose by the run. ``numpy``, or
+``ENABLED = False``, never calls MKL; reference mode uses numpy's product too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from .. import reference
+
+#: Products of fewer multiply-adds than this (the whole call, and each matrix of a stack)
+#: go to numpy: MKL's call costs about 15 µs more than OpenBLAS's, and wins only from about
+#: 2^23 multiply-adds, or 2^20 for each matrix of a stack (one thread: (128, 100) @ (100, 50)
+#: 32 µs against 16 µs; 64 stacked (64, 32) @ (32, 64) 311 µs against 223 µs).
+MIN_FLOPS, MIN_MATRIX_FLOPS = 1 << 23, 1 << 20
+
+_ROW_MAJOR, _NO_TRANS, _TRANS, _SEQUENTIAL = 101, 111, 112, 1
+
+
+def _find_mkl() -> str | None:
+    """The path of ``libmkl_rt`` in this environment's ``lib`` (where the wheel puts it)."""
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        found = sorted(glob.glob(os.path.join(prefix, "lib", "libmkl_rt.so*")))
+        if found:
+            return found[0]
+    return None
+
+
+def _blas_threads() -> str | None:
+    """The BLAS thread count set in the environment, if any (MKL's own variable first)."""
+    for name in ("MKL_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+def _load() -> Any:
+    """MKL's runtime library as ``NEEDLE_BLAS`` and the thread count ask, or None."""
+    mode, threads = os.environ.get("NEEDLE_BLAS", "auto"), _blas_threads()
+    if mode == "numpy" or (mode == "auto" and threads != "1"):
+        return None
+    return open_mkl(sequential=threads == "1")
+
+
+def open_mkl(sequential: bool) -> Any:
+    """``libmkl_rt`` with its gemm signatures declared (None where it is not installed), on
+    its sequential layer or its OpenMP threads."""
+    path = _find_mkl() if sys.platform.startswith("linux") else None
+    if path is None:
+        return None
+    if not sequential:
+        os.environ.setdefault("KMP_BLOCKTIME", "1")
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    threads = _blas_threads()
+    if sequential:
+        lib.MKL_Set_Threading_Layer(ctypes.c_int(_SEQUENTIAL))  # before any other MKL call
+    elif threads and threads.isdigit() and int(threads) > 0:
+        lib.MKL_Set_Num_Threads(ctypes.c_int(int(threads)))
+    size, ptr = ctypes.c_int, ctypes.c_void_p
+    for name, real in (("s", ctypes.c_float), ("d", ctypes.c_double)):
+        gemm = getattr(lib, f"cblas_{name}gemm")
+        gemm.argtypes = [size] * 6 + [real, ptr, size, ptr, size, real, ptr, size]
+        gemm.restype = None
+        batched = getattr(lib, f"cblas_{name}gemm_batch_strided")
+        batched.argtypes = ([size] * 6 + [real, ptr, size, ctypes.c_longlong, ptr, size,
+                                          ctypes.c_longlong, real, ptr, size, ctypes.c_longlong,
+                                          size])
+        batched.restype = None
+    return lib
+
+
+_MKL = _load()
+ENABLED = _MKL is not None
+
+
+def available() -> bool:
+    """True when MKL was found and loaded for this process's products."""
+    return _MKL is not None
+
+
+def _layout(matrix: Any) -> tuple[int, int] | None:
+    """(transpose flag, leading dimension) of a matrix's last two axes for row-major BLAS,
+    or None when neither its rows nor its columns are contiguous."""
+    item = matrix.itemsize
+    rows, cols = matrix.shape[-2:]
+    row_stride, col_stride = matrix.strides[-2:]
+    if col_stride == item or cols == 1:
+        lead = row_stride // item if rows > 1 else cols
+        if lead >= max(cols, 1) and row_stride % item == 0:
+            return _NO_TRANS, lead
+    if row_stride == item or rows == 1:
+        lead = col_stride // item if cols > 1 else rows
+        if lead >= max(rows, 1) and col_stride % item == 0:
+            return _TRANS, lead
+    return None
+
+
+def _batch_stride(array: Any, batch: int) -> int | None:
+    """The stride, in elements, between a stack's matrices (0 for one broadcast matrix)."""
+    if array.ndim == 2:
+        return 0
+    if array.shape[0] != batch:
+        return None
+    step = array.strides[0] // array.itemsize if batch > 1 else 0
+    return step if step >= 0 else None
+
+
+def _mkl_matmul(a: Any, b: Any, out: Any) -> Any:
+    """a @ b by MKL, or None when the operands are not a shape MKL is called for."""
+    if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64) or \
+            not (2 <= a.ndim <= 3 and 2 <= b.ndim <= 3):
+        return None
+    m, k = a.shape[-2:]
+    n = b.shape[-1]
+    batch = a.shape[0] if a.ndim == 3 else b.shape[0] if b.ndim == 3 else 1
+    if m * n * k < MIN_MATRIX_FLOPS or m * n * k * batch < MIN_FLOPS or \
+            any(x.strides[0] % x.itemsize for x in (a, b)):
+        return None
+    a_layout, b_layout = _layout(a), _layout(b)
+    a_step, b_step = _batch_stride(a, batch), _batch_stride(b, batch)
+    if a_layout is None or b_layout is None or a_step is None or b_step is None:
+        return None
+    shape = (batch, m, n) if max(a.ndim, b.ndim) == 3 else (m, n)
+    if out is None:
+        out = np.empty(shape, a.dtype)
+    elif out.shape != shape or out.dtype != a.dtype or not out.flags.c_contiguous:
+        return None
+    kind = "s" if a.dtype == np.float32 else "d"
+    args = (_ROW_MAJOR, a_layout[0], b_layout[0], m, n, k, 1.0)
+    if len(shape) == 2:
+        getattr(_MKL, f"cblas_{kind}gemm")(*args, a.ctypes.data, a_layout[1], b.ctypes.data,
+                                           b_layout[1], 0.0, out.ctypes.data, n)
+    else:
+        getattr(_MKL, f"cblas_{kind}gemm_batch_strided")(
+            *args, a.ctypes.data, a_layout[1], a_step, b.ctypes.data, b_layout[1], b_step,
+            0.0, out.ctypes.data, n, m * n, batch)
+    return out
+
+
+def matmul(xp: Any, a: Any, b: Any, out: Any = None) -> Any:
+    """``xp.matmul(a, b, out=out)`` for the array module ``xp``, by MKL where it is loaded,
+    ``xp`` is numpy and the operands allow."""
+    if ENABLED and xp is np and not reference.is_reference_mode():
+        product = _mkl_matmul(a, b, out)
+        if product is not None:
+            return product
+    return xp.matmul(a, b) if out is None else xp.matmul(a, b, out=out)
