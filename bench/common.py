@@ -13,6 +13,13 @@ if TYPE_CHECKING:  # needle is imported by the caller (a torch-only process neve
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
 
 
+def needle_blas() -> str:
+    """The library needle's larger products run on in this process (``backend_ndarray/blas``:
+    MKL when installed and BLAS has one thread, unless ``NEEDLE_BLAS`` says otherwise)."""
+    from needle.backend_ndarray import blas
+    return "MKL" if blas.available() else "numpy's OpenBLAS"
+
+
 def training_step(model: ndl.nn.Module, opt: ndl.optim.Optimizer,
                   inputs: list[ndl.Tensor], labels: list[ndl.Tensor]) -> Callable[[], None]:
     """A closure running one training step (softmax loss, backward, optimiser step) on the

@@ -37,7 +37,7 @@ import sys
 from typing import Any, Callable
 
 import numpy as np
-from common import CLOCKS, profile, timer, training_step
+from common import CLOCKS, needle_blas, profile, timer, training_step
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TORCH_REF = os.environ.get("NEEDLE_BENCH_REF", os.path.join(ROOT, "..", "shared", "bench"))
@@ -140,7 +140,7 @@ def worker(impl: str, workload: str, clock: str) -> dict[str, Any]:
         times = time_steps(NEEDLE[workload](), warmup, steps)
         median, fastest = statistics.median(times) * 1e3, min(times) * 1e3
     return {"median_ms": median, "min_ms": fastest, "peak_mb": peak_rss_mb(),
-            "import_mb": baseline}
+            "import_mb": baseline, "blas": needle_blas() if impl == "needle" else ""}
 
 
 def measure(impl: str, workload: str, threads: int | None, clock: str) -> dict[str, Any]:
@@ -195,7 +195,8 @@ def main() -> None:
         t_min = min(t["min_ms"] for t, _ in runs)
         n_min = min(n["min_ms"] for _, n in runs)
         print(f"{workload:20s} torch {t_ms:7.2f} ms  needle {n_ms:7.2f} ms  ratio {ratio:.2f}x "
-              f"(target <= {TARGETS[workload]}x; {args.clock} clock; rounds {each})")
+              f"(target <= {TARGETS[workload]}x; {args.clock} clock; rounds {each}; "
+              f"needle's products on {n_mem['blas']})")
         print(f"{'':20s} fastest step: torch {t_min:.2f} ms  needle {n_min:.2f} ms  ratio "
               f"{n_min / t_min:.2f}x (less sensitive to other load on the machine)")
         if workload.startswith("conv"):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import needle as ndl
+from common import needle_blas
 
 
 def median_seconds(steps: dict[str, Callable[[], Any]], repeat: int,
@@ -150,7 +151,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=11, help="timed rounds per figure")
     args = parser.parse_args()
     print(f"numpy {np.__version__}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), needle {ndl.__version__}")
+          f"({torch.get_num_threads()} threads), needle {ndl.__version__} (its products on "
+          f"{needle_blas()})")
     bench_matmul(args.size, args.repeat)
     bench_overhead(args.chain, args.repeat, number=50)
 

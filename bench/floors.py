@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import needle as ndl  # noqa: E402
 from common import CLOCKS, timer  # noqa: E402  (bench/, the script's own folder)
 from needle import nn, ops  # noqa: E402
+from needle.backend_ndarray import blas  # noqa: E402
 
 
 def best_ms(fn: Callable[[], Any], repeats: int, calls: int = 3) -> float:
@@ -190,6 +191,9 @@ def step_gemms() -> dict[str, Callable[[], Any]]:
                   for a, b in shapes]
         tensors = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in arrays]
         parts[f"{name}: {len(shapes)} GEMMs, numpy"] = all_products(arrays)
+        if blas.available():
+            parts[f"{name}: {len(shapes)} GEMMs, MKL (needle.blas)"] = lambda arrays=arrays: [
+                blas.matmul(np, a, b) for a, b in arrays]
         parts[f"{name}: {len(shapes)} GEMMs, PyTorch"] = all_products(tensors)
     return parts
 

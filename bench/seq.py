@@ -33,6 +33,7 @@ sys.path.insert(0, ROOT)
 import needle as ndl  # noqa: E402
 from needle.models import LanguageModel  # noqa: E402
 from needle.train_lm import detach_state, lm_loss  # noqa: E402
+from common import needle_blas  # noqa: E402  (bench/, the script's own folder)
 
 VOCAB, N_BATCHES = 10000, 4
 TARGETS = {"lstm_lm": 1.0, "transformer_lm": 1.1}
@@ -204,7 +205,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"numpy {np.__version__}, torch {torch.__version__} with "
-          f"{torch.get_num_threads()} threads; median of {args.steps} alternating steps")
+          f"{torch.get_num_threads()} threads; median of {args.steps} alternating steps; "
+          f"needle's products on {needle_blas()}")
     for name in args.workloads:
         run(name, ref, args.steps, args.warmup)
 
