@@ -160,8 +160,9 @@ def _mkl_matmul(a: Any, b: Any, out: Any) -> Any:
     shape = (batch, m, n) if max(a.ndim, b.ndim) == 3 else (m, n)
     if out is None:
         out = np.empty(shape, a.dtype)
-    elif out.shape != shape or out.dtype != a.dtype or not out.flags.c_contiguous:
-        return None
+    elif out.shape != shape or out.dtype != a.dtype or not out.flags.c_contiguous or \
+            np.may_share_memory(out, a) or np.may_share_memory(out, b):
+        return None  # numpy buffers an out that overlaps an operand; gemm would not
     kind = "s" if a.dtype == np.float32 else "d"
     args = (_ROW_MAJOR, a_layout[0], b_layout[0], m, n, k, 1.0)
     if len(shape) == 2:

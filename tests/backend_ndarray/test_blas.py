@@ -85,6 +85,10 @@ def test_mkl_writes_into_out_and_refuses_an_unfit_one(every_size):
     assert blas._mkl_matmul(a, b, strided) is None
     blas.matmul(np, a, b, out=strided)
     np.testing.assert_allclose(strided, a @ b, rtol=1e-12)
+    square = rng.standard_normal((4, 4))
+    expected = square @ square
+    assert blas._mkl_matmul(square, square, square) is None  # out is an operand: numpy
+    np.testing.assert_allclose(blas.matmul(np, square, square, out=square), expected)
 
 
 @needs_mkl
