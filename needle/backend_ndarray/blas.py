@@ -36,6 +36,7 @@ import ctypes
 import glob
 import os
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,10 @@ def _blas_threads() -> str | None:
 def _load() -> Any:
     """MKL's runtime library as ``NEEDLE_BLAS`` and the thread count ask, or None."""
     mode, threads = os.environ.get("NEEDLE_BLAS", "auto"), _blas_threads()
+    if mode not in ("auto", "mkl", "numpy"):  # a warning: import needle must not fail
+        warnings.warn(f"NEEDLE_BLAS must be auto, mkl or numpy, got {mode!r}: using auto",
+                      stacklevel=2)
+        mode = "auto"
     if mode == "numpy" or (mode == "auto" and threads != "1"):
         return None
     return open_mkl(sequential=threads == "1")

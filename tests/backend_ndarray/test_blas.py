@@ -170,3 +170,12 @@ STATE = ("from needle.backend_ndarray import blas; import os; print(blas.availab
 ])
 def test_needle_blas_and_the_thread_count_choose_the_library(env, state):
     assert _in_a_new_process(STATE, **env) == state
+
+
+def test_an_unknown_needle_blas_warns_and_means_auto():
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", STATE],
+                         env={**environ, "NEEDLE_BLAS": "openblas", "MKL_NUM_THREADS": "1"},
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "NEEDLE_BLAS must be auto, mkl or numpy, got 'openblas': using auto" in out.stderr
+    assert out.stdout.split()[0] == str(MKL is not None)  # auto with one thread
