@@ -3,8 +3,9 @@
 The derivation, in one dimension. A 3-tap correlation of a 6-sample tile d gives 4 outputs
 y_i = sum_j d[i+j] g[j]. Read d and g as the coefficients of polynomials: y is the middle
 part of their product, and a product of polynomials of degrees 2 and 5 is fixed by its values
-at 6 points. Evaluate both at six points (here 0, 1, −1, 2, −½ and ∞) (G g and B^T d: 6 values each),
-multiply the values pairwise (6 multiplications instead of 12), and interpolate back (A^T);
+at 6 points. Evaluate both at six points (here 0, 1, −1, 2, −½ and ∞) (G g and B^T d: 6
+values each), multiply the values pairwise (6 multiplications instead of 12), and
+interpolate back (A^T);
 ``toom_cook`` builds the three matrices from the points:
 
     y = A^T [(G g) ⊙ (B^T d)]
