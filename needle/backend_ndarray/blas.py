@@ -120,9 +120,10 @@ def available() -> bool:
     return _MKL is not None
 
 
-def _layout(matrix: Any) -> tuple[int, int] | None:
+def layout(matrix: Any) -> tuple[int, int] | None:
     """(transpose flag, leading dimension) of a matrix's last two axes for row-major BLAS,
-    or None when neither its rows nor its columns are contiguous."""
+    or None when neither its rows nor its columns are contiguous, so no BLAS reads it in
+    place (``NDArray.__matmul__`` then copies it for numpy too)."""
     item = matrix.itemsize
     rows, cols = matrix.shape[-2:]
     row_stride, col_stride = matrix.strides[-2:]
@@ -158,7 +159,7 @@ def _mkl_matmul(a: Any, b: Any, out: Any) -> Any:
     if m * n * k < MIN_MATRIX_FLOPS or m * n * k * batch < MIN_FLOPS or \
             any(x.strides[0] % x.itemsize for x in (a, b)):
         return None
-    a_layout, b_layout = _layout(a), _layout(b)
+    a_layout, b_layout = layout(a), layout(b)
     a_step, b_step = _batch_stride(a, batch), _batch_stride(b, batch)
     if a_layout is None or b_layout is None or a_step is None or b_step is None:
         return None

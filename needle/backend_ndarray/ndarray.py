@@ -516,12 +516,8 @@ def _blas_ready(array: Any, xp: Any) -> Any:
     """``array`` itself when BLAS can read its last two axes in place, else a compact copy.
 
     A broadcast (stride-0) or sliced operand would otherwise send numpy to its slow loop."""
-    if array.ndim < 2 or array.flags.c_contiguous or array.flags.f_contiguous:
-        return array
-    item = array.itemsize
-    rows, cols = array.strides[-2:]
-    if (cols == item and rows >= array.shape[-1] * item) or \
-            (rows == item and cols >= array.shape[-2] * item):
+    if array.ndim < 2 or array.flags.c_contiguous or array.flags.f_contiguous or \
+            blas.layout(array) is not None:
         return array
     return xp.ascontiguousarray(array)
 
