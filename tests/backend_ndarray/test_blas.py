@@ -145,12 +145,12 @@ def test_ndarray_matmul_runs_on_mkl_and_reference_mode_on_numpy(monkeypatch):
 
 
 def _in_a_new_process(code, **env):
+    """``code`` run in a fresh Python with only ``env`` of the variables blas.py reads."""
     environ = {k: v for k, v in os.environ.items()
                if k not in ("NEEDLE_BLAS", "MKL_NUM_THREADS", "OMP_NUM_THREADS",
                             "OPENBLAS_NUM_THREADS", "KMP_BLOCKTIME")}
-    out = subprocess.run([sys.executable, "-c", code], env={**environ, **env}, cwd=ROOT,
-                         capture_output=True, text=True, check=True)
-    return out.stdout.split()
+    return subprocess.run([sys.executable, "-c", code], env={**environ, **env}, cwd=ROOT,
+                          capture_output=True, text=True, check=True)
 
 
 STATE = ("from needle.backend_ndarray import blas; import os; print(blas.available(), "
@@ -169,13 +169,10 @@ STATE = ("from needle.backend_ndarray import blas; import os; print(blas.availab
     ({"NEEDLE_BLAS": "numpy", "OPENBLAS_NUM_THREADS": "1"}, ["False", "-", "-"]),
 ])
 def test_needle_blas_and_the_thread_count_choose_the_library(env, state):
-    assert _in_a_new_process(STATE, **env) == state
+    assert _in_a_new_process(STATE, **env).stdout.split() == state
 
 
 def test_an_unknown_needle_blas_warns_and_means_auto():
-    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    out = subprocess.run([sys.executable, "-c", STATE],
-                         env={**environ, "NEEDLE_BLAS": "openblas", "MKL_NUM_THREADS": "1"},
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+    out = _in_a_new_process(STATE, NEEDLE_BLAS="openblas", MKL_NUM_THREADS="1")
     assert "NEEDLE_BLAS must be auto, mkl or numpy, got 'openblas': using auto" in out.stderr
     assert out.stdout.split()[0] == str(MKL is not None)  # auto with one thread
