@@ -21,6 +21,8 @@ the benchmarks' (``bench/seq.py``, ``bench/conv.py``, ``bench/mlp_resnet.py``):
 from __future__ import annotations
 
 import argparse
+import functools
+import operator
 import os
 import statistics
 import sys
@@ -164,8 +166,9 @@ def products(m: int, k: int, n: int, times: int = 1) -> list[tuple[Shape2, Shape
     return [((m, k), (k, n)), ((m, n), (n, k)), ((k, m), (m, n))] * times
 
 
-def all_products(pairs: list[tuple[Any, Any]]) -> Callable[[], Any]:
-    return lambda: [a @ b for a, b in pairs]
+def all_products(pairs: list[tuple[Any, Any]],
+                 product: Callable[[Any, Any], Any] = operator.matmul) -> Callable[[], Any]:
+    return lambda: [product(a, b) for a, b in pairs]
 
 
 def step_gemms() -> dict[str, Callable[[], Any]]:
@@ -192,8 +195,8 @@ def step_gemms() -> dict[str, Callable[[], Any]]:
         tensors = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in arrays]
         parts[f"{name}: {len(shapes)} GEMMs, numpy"] = all_products(arrays)
         if blas.available():
-            parts[f"{name}: {len(shapes)} GEMMs, MKL (needle.blas)"] = lambda arrays=arrays: [
-                blas.matmul(np, a, b) for a, b in arrays]
+            parts[f"{name}: {len(shapes)} GEMMs, MKL (needle.blas)"] = all_products(
+                arrays, functools.partial(blas.matmul, np))
         parts[f"{name}: {len(shapes)} GEMMs, PyTorch"] = all_products(tensors)
     return parts
 
