@@ -18,6 +18,10 @@ $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e ".[test,datasets,viz,progress,onnx,distributed,mkl]"
 	touch $@
 
+# one BLAS thread a process: two pytest workers or MPI ranks share the two cores, and the
+# larger products run on MKL (needle/backend_ndarray/blas.py)
+ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
 # the distributed tests again as a 2-rank MPI job (the mpich wheel's mpiexec); a timeout
 # ends a hang long before CI's limit
 MPI_TESTS := timeout -k 10 600 $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no:cacheprovider \
@@ -26,23 +30,22 @@ MPI_TESTS := timeout -k 10 600 $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no
 demo: $(VENV)/.demo
 	$(PY) -m needle train --model mlp_resnet --dataset digits --epochs 20 --out runs/demo
 
-# the whole suite on the fast path, then again on the readable path (ndl.reference_mode).
-# The fast path runs one BLAS thread in each of the two workers, so its larger products run
-# on MKL (backend_ndarray/blas.py); the readable path runs numpy's OpenBLAS on all threads.
+# the whole suite on the fast path (one BLAS thread a worker, so on MKL), then again on the
+# readable path (ndl.reference_mode: numpy's OpenBLAS on all threads)
 test: $(VENV)/.test
 	$(PY) -m mypy
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 needle tests
+	$(ONE_THREAD) $(PY) -m pytest -n 2 needle tests
 	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS)
-	NEEDLE_REFERENCE=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS) -m "not slow"
+	$(ONE_THREAD) $(MPI_TESTS)
+	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(MPI_TESTS) -m "not slow"
 
 test-reference: $(VENV)/.test
 	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
-	NEEDLE_REFERENCE=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS) -m "not slow"
+	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(MPI_TESTS) -m "not slow"
 
 test-fast: $(VENV)/.test
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -n 2 -m "not slow" needle tests
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(MPI_TESTS) -m "not slow"
+	$(ONE_THREAD) $(PY) -m pytest -n 2 -m "not slow" needle tests
+	$(ONE_THREAD) $(MPI_TESTS) -m "not slow"
 
 lint: $(VENV)/.test
 	$(PY) -m mypy
