@@ -18,8 +18,10 @@ $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install -q -e ".[test,datasets,viz,progress,onnx,distributed,mkl]"
 	touch $@
 
-# one BLAS thread a process: two pytest workers or MPI ranks share the two cores, and the
-# larger products run on MKL (needle/backend_ndarray/blas.py)
+# one BLAS (and PyTorch) thread a process: two pytest workers or MPI ranks share the two
+# cores, and the larger products run on MKL (needle/backend_ndarray/blas.py). PyTorch's
+# own conv_transpose2d backward, an oracle in tests/ops/test_conv.py, crashed a worker
+# twice in two-thread runs (segmentation faults inside torch), never in one-thread runs.
 ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 # the distributed tests again as a 2-rank MPI job (the mpich wheel's mpiexec); a timeout
@@ -30,17 +32,17 @@ MPI_TESTS := timeout -k 10 600 $(VENV)/bin/mpiexec -n 2 $(PY) -m pytest -q -p no
 demo: $(VENV)/.demo
 	$(PY) -m needle train --model mlp_resnet --dataset digits --epochs 20 --out runs/demo
 
-# the whole suite on the fast path (one BLAS thread a worker, so on MKL), then again on the
-# readable path (ndl.reference_mode: numpy's OpenBLAS on all threads)
+# the whole suite on the fast path (on MKL), then again on the readable path
+# (ndl.reference_mode, which never calls MKL: numpy's OpenBLAS)
 test: $(VENV)/.test
 	$(PY) -m mypy
 	$(ONE_THREAD) $(PY) -m pytest -n 2 needle tests
-	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
+	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
 	$(ONE_THREAD) $(MPI_TESTS)
 	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(MPI_TESTS) -m "not slow"
 
 test-reference: $(VENV)/.test
-	NEEDLE_REFERENCE=1 $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
+	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
 	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(MPI_TESTS) -m "not slow"
 
 test-fast: $(VENV)/.test
