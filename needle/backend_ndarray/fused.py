@@ -156,52 +156,72 @@ def row_blocks(lo: int, hi: int, width: int, xp: Any) -> list[tuple[int, int]]:
     return [(start, min(start + step, hi)) for start in range(lo, hi, max(step, 1))]
 
 
+#: Rows whose sum of e^z lies in [2^-40, 2^40] take their softmax without the max shift:
+#: nothing overflows or underflows there, and log(sum) - z_y loses at most about 2e-6 to
+#: rounding (|log sum| <= 28 in float32). Other rows are taken again, shifted.
+UNSHIFTED_SUMS = (2.0 ** -40, 2.0 ** 40)
+
+
 def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
-                          ) -> tuple[NDArray, NDArray]:
-    """(loss, softmax): logsumexp(z_i) - z_i[y_i] per row of logits (N, C) (shifted by the
-    row max, so nothing overflows), its mean or sum or the (N,) values for reduction
-    "none"; and the softmax of the rows, for the gradient. Rows are independent: on the
-    CPU they go in blocks whose five passes stay in cache (``row_blocks``), and a large
-    batch's two halves can run on two cores (``parallel.py``)."""
+                          ) -> tuple[NDArray, NDArray, NDArray]:
+    """(loss, exps, inv_sums): logsumexp(z_i) - z_i[y_i] per row of logits (N, C), its mean
+    or sum or the (N,) values for reduction "none"; and the softmax of the rows as exps
+    (N, C) times inv_sums (N, 1), for the gradient (which scales them anyway, so the
+    division is not a pass of its own).
+
+    exps = e^z, unshifted, in the rows where that is safe (``UNSHIFTED_SUMS``), e^(z - max z)
+    in the others: two passes a row (exp, sum) instead of five (max, subtract, exp, sum,
+    divide). Rows are independent: on the CPU they go in blocks whose passes stay in cache
+    (``row_blocks``), and a large batch's two halves can run on two cores (``parallel.py``)."""
     xp, z = logits.device.module(), logits._array
     labels = xp.asarray(labels)
-    probs, losses = xp.empty_like(z), xp.empty(z.shape[0], dtype=z.dtype)
+    exps, sums = xp.empty_like(z), xp.empty(z.shape[0], dtype=z.dtype)
 
     def rows(lo: int, hi: int) -> None:
         for start, stop in row_blocks(lo, hi, z.shape[1], xp):
-            _softmax_cross_entropy_rows(xp, z[start:stop], labels[start:stop],
-                                        probs[start:stop], losses[start:stop])
+            xp.exp(z[start:stop], out=exps[start:stop])
+            exps[start:stop].sum(axis=1, out=sums[start:stop])
 
     parallel.over_rows(rows, z.shape[0], z.size, xp)
+    losses = xp.log(sums)
+    losses -= z[xp.arange(z.shape[0]), labels]
+    low, high = UNSHIFTED_SUMS
+    if not (float(sums.min()) >= low and float(sums.max()) <= high):  # NaN too
+        _shifted_rows(xp, z, labels, exps, sums, losses, ~((sums >= low) & (sums <= high)))
     if reduction != "none":
         losses = xp.asarray(losses.sum() / (z.shape[0] if reduction == "mean" else 1),
                             dtype=z.dtype)
-    return _wrap(losses, logits.device), _wrap(probs, logits.device)
+    inv_sums = xp.divide(1, sums, out=sums).reshape(-1, 1)
+    device = logits.device
+    return _wrap(losses, device), _wrap(exps, device), _wrap(inv_sums, device)
 
 
-def _softmax_cross_entropy_rows(xp: Any, z: Any, labels: Any, probs: Any, losses: Any) -> None:
-    """Rows z (n, C) -> their softmax into probs (n, C) and losses (n,)."""
-    shift = z.max(axis=1, keepdims=True)
-    xp.subtract(z, shift, out=probs)
-    xp.exp(probs, out=probs)
-    total = probs.sum(axis=1, keepdims=True)
-    probs /= total
+def _shifted_rows(xp: Any, z: Any, labels: Any, exps: Any, sums: Any, losses: Any,
+                  where: Any) -> None:
+    """The rows ``where`` of exps, sums and losses again from e^(z - max z): exact where
+    the row's values are large (or all very negative)."""
+    picked = xp.nonzero(where)[0]
+    rows = z[picked]
+    shift = rows.max(axis=1, keepdims=True)
+    shifted = xp.exp(rows - shift)
+    total = shifted.sum(axis=1)
+    exps[picked], sums[picked] = shifted, total
     # log sum e^(z - max) - (z_y - max): exact even where |z| is large
-    xp.log(total[:, 0], out=losses)
-    losses -= z[xp.arange(z.shape[0]), labels] - shift[:, 0]
+    losses[picked] = xp.log(total) - (rows[xp.arange(len(picked)), labels[picked]] - shift[:, 0])
 
 
-def softmax_cross_entropy_grad(probs: NDArray, labels: Any, scale: NDArray) -> NDArray:
-    """(probs - onehot(labels)) scale, with scale () or (N, 1) broadcast over rows: one
-    pass over the (N, C) probabilities, then the labels' entries (two cores for a large
-    batch)."""
-    xp, c, p = probs.device.module(), scale._array, probs._array
-    labels, out = xp.asarray(labels), xp.empty_like(p)
+def softmax_cross_entropy_grad(exps: NDArray, inv_sums: NDArray, labels: Any,
+                               scale: NDArray) -> NDArray:
+    """(softmax - onehot(labels)) scale, softmax = exps inv_sums (``softmax_cross_entropy``)
+    and scale () or (N, 1) broadcast over rows: one pass over the (N, C) values, then the
+    labels' entries (two cores for a large batch)."""
+    xp, c, e = exps.device.module(), scale._array, exps._array
+    labels, out = xp.asarray(labels), xp.empty_like(e)
+    row_scale = inv_sums._array * c
 
     def rows(lo: int, hi: int) -> None:
-        c_rows = c[lo:hi] if c.ndim else c
-        xp.multiply(p[lo:hi], c_rows, out=out[lo:hi])
-        out[xp.arange(lo, hi), labels[lo:hi]] -= c_rows.reshape(-1) if c.ndim else c
+        xp.multiply(e[lo:hi], row_scale[lo:hi], out=out[lo:hi])
+        out[xp.arange(lo, hi), labels[lo:hi]] -= c[lo:hi].reshape(-1) if c.ndim else c
 
-    parallel.over_rows(rows, p.shape[0], p.size, xp)
-    return _wrap(out, probs.device)
+    parallel.over_rows(rows, e.shape[0], e.size, xp)
+    return _wrap(out, exps.device)

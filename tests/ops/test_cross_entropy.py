@@ -36,6 +36,30 @@ def test_large_logits_stay_finite():
                 logits, rtol=1e-6, atol=1e-3, name="cross entropy large")
 
 
+
+@ndl.reference_mode(False)  # the fused op's two paths (reference mode runs the composition)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rows_outside_the_unshifted_window_are_shifted(dtype):
+    # sums of e^z of about e^60 (over 2^40), e^-100 (under 2^-40) and ordinary rows, mixed:
+    # the first two kinds are taken again with the max shift, the others are not
+    from needle.backend_ndarray import fused
+
+    local = np.random.default_rng(2)
+    logits = local.standard_normal((6, 5)).astype(dtype)
+    logits[1] += 60
+    logits[4] -= 100
+    labels = local.integers(0, 5, 6)
+    sums = np.exp(logits.astype(np.float64)).sum(axis=1)
+    low, high = fused.UNSHIFTED_SUMS
+    assert list((sums < low) | (sums > high)) == [False, True, False, False, True, False]
+    tol = {"rtol": 1e-6, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-12,
+                                                                     "atol": 1e-14}
+    for reduction in ("none", "mean"):
+        check_torch(lambda z: ops.softmax_cross_entropy(z, labels, reduction),
+                    lambda z: torch.nn.functional.cross_entropy(
+                        z, torch.tensor(labels), reduction=reduction),
+                    logits, name=f"cross entropy mixed rows {reduction}", **tol)
+
 def test_per_row_by_default_and_bad_labels():
     logits = ndl.Tensor(np.zeros((2, 3), np.float32))
     assert ops.softmax_cross_entropy(logits, np.array([0, 2])).shape == (2,)

@@ -21,7 +21,8 @@ class SoftmaxCrossEntropy(TensorOp):
 
     Replaces ``loss.softmax_cross_entropy``: a log-softmax, a gather, a sum and a scale take
     four forward and about eleven backward nodes; this takes one and one. The labels are
-    constants; the softmax probabilities are saved on the output node for the gradient."""
+    constants; the softmax probabilities, as e^z (N, C) and the rows' 1 / sum e^z (N, 1)
+    (``fused.softmax_cross_entropy``), are saved on the output node for the gradient."""
 
     saves = True
 
@@ -29,13 +30,14 @@ class SoftmaxCrossEntropy(TensorOp):
         self.labels = labels
         self.reduction = reduction
 
-    def compute(self, logits: NDArray) -> tuple[NDArray, NDArray]:
-        return fused.softmax_cross_entropy(logits, self.labels, self.reduction)
+    def compute(self, logits: NDArray) -> tuple[NDArray, tuple[NDArray, NDArray]]:
+        loss, exps, inv_sums = fused.softmax_cross_entropy(logits, self.labels, self.reduction)
+        return loss, (exps, inv_sums)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
-        probs = Tensor.make_const(node.saved)
-        return SoftmaxCrossEntropyGrad(self.labels, self.reduction)(node.inputs[0], out_grad,
-                                                                    probs)
+        exps, inv_sums = node.saved
+        return SoftmaxCrossEntropyGrad(self.labels, self.reduction, inv_sums)(
+            node.inputs[0], out_grad, Tensor.make_const(exps))
 
 
 @replaces(loss.softmax_cross_entropy)
@@ -48,15 +50,17 @@ def softmax_cross_entropy(logits: Tensor, labels: Any, reduction: str = "none") 
 
 
 class SoftmaxCrossEntropyGrad(TensorOp):
-    """f(z, g, s) = (s - onehot(y)) c with s = softmax(z) (the forward pass's, a constant
-    input) and c = g / N ("mean"), g ("sum") or g_i per row ("none").
+    """f(z, g, e) = (s - onehot(y)) c with s = softmax(z) = e r, the forward pass's e^z (a
+    constant input) times its rows' 1 / sum e^z (``inv_sums`` r, a constant like the
+    labels), and c = g / N ("mean"), g ("sum") or g_i per row ("none").
 
     df/dz u = s (uc - sum(uc s)) per row (the softmax Jacobian at uc = u c);
     df/dg u = sum((s - onehot(y)) u), over N for "mean" (per row for "none")."""
 
-    def __init__(self, labels: np.ndarray, reduction: str):
+    def __init__(self, labels: np.ndarray, reduction: str, inv_sums: NDArray):
         self.labels = labels
         self.reduction = reduction
+        self.inv_sums = inv_sums
 
     def _scale(self, g: Any, n: int) -> Any:
         """c: g / N for "mean", g for "sum" (a scalar), g as a column (N, 1) for "none"."""
@@ -64,8 +68,8 @@ class SoftmaxCrossEntropyGrad(TensorOp):
             return g.reshape((n, 1))
         return g * (1 / n) if self.reduction == "mean" else g
 
-    def compute(self, logits: NDArray, g: NDArray, probs: NDArray) -> NDArray:
-        return fused.softmax_cross_entropy_grad(probs, self.labels,
+    def compute(self, logits: NDArray, g: NDArray, exps: NDArray) -> NDArray:
+        return fused.softmax_cross_entropy_grad(exps, self.inv_sums, self.labels,
                                                 self._scale(g.compact(), logits.shape[0]))
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor, None]:
