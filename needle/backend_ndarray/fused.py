@@ -180,7 +180,7 @@ def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
     def rows(lo: int, hi: int) -> None:
         for start, stop in row_blocks(lo, hi, z.shape[1], xp):
             xp.exp(z[start:stop], out=exps[start:stop])
-            exps[start:stop].sum(axis=1, out=sums[start:stop])
+            sums[start:stop] = array_sum(xp, exps[start:stop], 1)  # BLAS: rows @ ones
 
     parallel.over_rows(rows, z.shape[0], z.size, xp)
     losses = xp.log(sums)
