@@ -49,6 +49,11 @@ def _operand(draw, rows, cols, dtype, batch=None):
     return np.swapaxes(wide, -1, -2)  # columns contiguous, leading dimension > rows
 
 
+def operands(rows, cols, dtype):
+    """A strategy for ``_operand``'s matrices."""
+    return st.composite(lambda draw: _operand(draw, rows, cols, dtype))()
+
+
 @st.composite
 def products(draw):
     m, k, n = (draw(st.integers(1, 9)) for _ in range(3))
@@ -121,6 +126,56 @@ def test_small_products_go_to_numpy():
     a, b = np.ones((32, 256), np.float32), np.ones((256, 1024), np.float32)
     assert blas._mkl_matmul(a, b, None) is not None  # the LSTM's per-step product: 2^23
 
+
+
+@needs_mkl
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_packed_products_equal_numpys_for_every_layout(every_size, data):
+    m, k, n = (data.draw(st.integers(1, 9)) for _ in range(3))
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    b = data.draw(operands(k, n, dtype))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    with blas.Packed(np, b, m) as times_b:
+        assert times_b.is_packed
+        for _ in range(3):  # one packing, several products
+            a = data.draw(operands(m, k, dtype))
+            product = times_b(a)
+            assert product.shape == (m, n) and product.dtype == dtype
+            np.testing.assert_allclose(product, a.astype(np.float64) @ b.astype(np.float64),
+                                       rtol=tol, atol=tol)
+
+
+@needs_mkl
+@pytest.mark.parametrize("case", ["other rows", "other dtype", "1-D", "closed"])
+def test_packed_products_mkl_cannot_take_go_unpacked(every_size, case):
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal((3, 5))
+    a = {"other rows": rng.standard_normal((2, 3)), "other dtype": np.ones((4, 3), np.float32),
+         "1-D": rng.standard_normal(3), "closed": rng.standard_normal((4, 3))}[case]
+    times_b = blas.Packed(np, b, 4)
+    assert times_b.is_packed
+    if case == "closed":
+        times_b.close()
+        assert not times_b.is_packed
+    np.testing.assert_allclose(times_b(a), np.matmul(a, b), rtol=1e-6)
+    times_b.close()
+
+
+@needs_mkl
+def test_packing_is_off_where_products_go_to_numpy(monkeypatch):
+    b = np.ones((256, 1024), np.float32)
+    assert blas.Packed(np, b, 32).is_packed  # the LSTM's recurrent weight: 2^23
+    assert not blas.Packed(np, np.ones((100, 50), np.float32), 128).is_packed  # too small
+    assert not blas.Packed(np, b.astype(np.float16), 32).is_packed
+    assert not blas.Packed(np, b[:, ::2], 32).is_packed  # no contiguous rows or columns
+    with ndl.reference_mode(True):
+        assert not blas.Packed(np, b, 32).is_packed
+    monkeypatch.setattr(blas, "ENABLED", False)
+    times_b = blas.Packed(np, b, 32)
+    assert not times_b.is_packed
+    np.testing.assert_allclose(times_b(np.ones((32, 256), np.float32)), np.full((32, 1024), 256))
 
 @needs_mkl
 def test_ndarray_matmul_runs_on_mkl_and_reference_mode_on_numpy(monkeypatch):

@@ -65,3 +65,26 @@ def test_second_derivatives_say_how():
     out.sum().backward(create_graph=True)
     with pytest.raises(NotImplementedError, match="fused=False"):
         args[1].grad.sum().backward()
+
+
+@ndl.reference_mode(False)  # the fused op (reference mode runs the composition)
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 1e-4)])
+def test_fused_with_mkl_packed_weights_equals_composition(monkeypatch, dtype, tol):
+    # the recurrent products by MKL with W_hh (forward) and W_hh^T (backward) packed once
+    from needle.backend_ndarray import blas
+
+    mkl = blas._MKL or blas.open_mkl(sequential=True)
+    if mkl is None or not mkl.packing:
+        pytest.skip("MKL (the mkl extra) not installed")
+    monkeypatch.setattr(blas, "_MKL", mkl)
+    monkeypatch.setattr(blas, "ENABLED", True)
+    monkeypatch.setattr(blas, "MIN_FLOPS", 1)  # pack these small weights too
+    products = []
+    real_call = blas.Packed.__call__
+    monkeypatch.setattr(blas.Packed, "__call__",
+                        lambda self, a: products.append(self.is_packed) or real_call(self, a))
+    fused = run(True, 2, True, dtype)
+    assert len(products) == 2 * 2 * 6 and all(products)  # 2 layers x (fwd, bwd) x 6 steps
+    monkeypatch.undo()
+    for got, plain in zip(fused, run(False, 2, True, dtype)):
+        np.testing.assert_allclose(got, plain, rtol=tol, atol=tol / 10)
