@@ -180,7 +180,7 @@ def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
     def rows(lo: int, hi: int) -> None:
         for start, stop in row_blocks(lo, hi, z.shape[1], xp):
             xp.exp(z[start:stop], out=exps[start:stop])
-            sums[start:stop] = array_sum(xp, exps[start:stop], 1)  # BLAS: rows @ ones
+            exps[start:stop].sum(axis=1, out=sums[start:stop])
 
     parallel.over_rows(rows, z.shape[0], z.size, xp)
     losses = xp.log(sums)
@@ -211,12 +211,12 @@ def _shifted_rows(xp: Any, z: Any, labels: Any, exps: Any, sums: Any, losses: An
 
 
 def softmax_cross_entropy_grad(exps: NDArray, inv_sums: NDArray, labels: Any,
-                               scale: NDArray) -> NDArray:
+                               scale: NDArray, in_place: bool = False) -> NDArray:
     """(softmax - onehot(labels)) scale, softmax = exps inv_sums (``softmax_cross_entropy``)
     and scale () or (N, 1) broadcast over rows: one pass over the (N, C) values, then the
-    labels' entries (two cores for a large batch)."""
+    labels' entries (two cores for a large batch); written over exps with ``in_place``."""
     xp, c, e = exps.device.module(), scale._array, exps._array
-    labels, out = xp.asarray(labels), xp.empty_like(e)
+    labels, out = xp.asarray(labels), e if in_place else xp.empty_like(e)
     row_scale = inv_sums._array * c
 
     def rows(lo: int, hi: int) -> None:
