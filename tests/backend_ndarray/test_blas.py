@@ -129,6 +129,7 @@ def test_small_products_go_to_numpy():
 
 
 @needs_mkl
+@ndl.reference_mode(False)  # reference mode never packs
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
@@ -148,6 +149,7 @@ def test_packed_products_equal_numpys_for_every_layout(every_size, data):
 
 
 @needs_mkl
+@ndl.reference_mode(False)  # reference mode never packs
 @pytest.mark.parametrize("case", ["other rows", "other dtype", "1-D", "closed"])
 def test_packed_products_mkl_cannot_take_go_unpacked(every_size, case):
     rng = np.random.default_rng(3)
@@ -164,6 +166,7 @@ def test_packed_products_mkl_cannot_take_go_unpacked(every_size, case):
 
 
 @needs_mkl
+@ndl.reference_mode(False)  # reference mode never packs
 def test_packing_is_off_where_products_go_to_numpy(monkeypatch):
     b = np.ones((256, 1024), np.float32)
     assert blas.Packed(np, b, 32).is_packed  # the LSTM's recurrent weight: 2^23
