@@ -298,12 +298,35 @@ def sum_node_list(node_list: list[Any], node: Value | None = None) -> Any:
     return functools.reduce(operator.add, node_list)
 
 
+#: True while a backward pass runs that frees the graph after it (``retain_graph=False``):
+#: what an op saved for its gradient is then read once, so the gradient may write into it
+#: (``SoftmaxCrossEntropy`` does, sparing a fresh (N, C) array).
+_frees_graph = False
+
+
+def backward_frees_graph() -> bool:
+    """Whether the running backward pass frees the graph after it (see ``_frees_graph``)."""
+    return _frees_graph
+
+
+@contextlib.contextmanager
+def _freeing_graph(frees: bool) -> Any:
+    """``backward_frees_graph()`` is ``frees`` inside (restored after, for nested passes)."""
+    global _frees_graph
+    outer, _frees_graph = _frees_graph, frees
+    try:
+        yield
+    finally:
+        _frees_graph = outer
+
+
 def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,
                                   retain_graph: bool = True, create_graph: bool = False) -> None:
     """Set ``.grad`` on every node reaching ``output_tensor``, summing all contributions."""
     reverse_topo_order = list(reversed(find_topo_sort([output_tensor])))
     node_to_output_grads: dict[Value, list[Any]] = {output_tensor: [out_grad]}
-    with _grad_mode(create_graph), _NOT_TRACED if _tracer is None else _tracer.backward_pass():
+    with _grad_mode(create_graph), _freeing_graph(not retain_graph), \
+            _NOT_TRACED if _tracer is None else _tracer.backward_pass():
         for node in reverse_topo_order:
             partial_adjoints = node_to_output_grads.pop(node, None)
             if partial_adjoints is None:  # no path from this node to the output

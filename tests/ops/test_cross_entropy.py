@@ -96,3 +96,28 @@ def test_rows_in_cache_sized_blocks_match_torch(block, monkeypatch):
     torch_loss.sum().backward()
     np.testing.assert_allclose(loss.numpy(), torch_loss.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(z.grad.numpy(), expected.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@ndl.reference_mode(False)  # the fused op (reference mode runs the composition)
+def test_gradient_written_over_the_saved_exps_only_when_the_graph_is_freed(monkeypatch):
+    from needle.backend_ndarray import fused
+
+    calls = []
+    real = fused.softmax_cross_entropy_grad
+    monkeypatch.setattr(fused, "softmax_cross_entropy_grad",
+                        lambda *args, in_place: calls.append(in_place) or real(*args,
+                                                                               in_place=in_place))
+    local = np.random.default_rng(4)
+    logits, labels = local.standard_normal((4, 6)), local.integers(0, 6, 4)
+    z = ndl.Tensor(logits, dtype="float64")
+    loss = ops.softmax_cross_entropy(z, labels, "mean")
+    loss.backward(retain_graph=True)
+    first = z.grad.numpy()
+    loss.backward()  # the saved values were kept: the same gradient again, then freed
+    np.testing.assert_array_equal(z.grad.numpy(), first)
+    assert calls == [False, True]
+    expected = torch.tensor(logits, requires_grad=True)
+    torch.nn.functional.cross_entropy(expected, torch.tensor(labels)).backward()
+    np.testing.assert_allclose(first, expected.grad.numpy(), rtol=1e-12, atol=1e-15)
+    with pytest.raises(RuntimeError, match="a second time"):
+        loss.backward()

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ...autograd import NDArray, Tensor, TensorOp
+from ...autograd import NDArray, Tensor, TensorOp, backward_frees_graph
 from ...backend_ndarray import fused
 from ...reference import replaces
 from .. import loss
@@ -36,8 +36,9 @@ class SoftmaxCrossEntropy(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> Tensor:
         exps, inv_sums = node.saved
-        return SoftmaxCrossEntropyGrad(self.labels, self.reduction, inv_sums)(
-            node.inputs[0], out_grad, Tensor.make_const(exps))
+        grad = SoftmaxCrossEntropyGrad(self.labels, self.reduction, inv_sums,
+                                       in_place=backward_frees_graph())
+        return grad(node.inputs[0], out_grad, Tensor.make_const(exps))
 
 
 @replaces(loss.softmax_cross_entropy)
@@ -57,10 +58,12 @@ class SoftmaxCrossEntropyGrad(TensorOp):
     df/dz u = s (uc - sum(uc s)) per row (the softmax Jacobian at uc = u c);
     df/dg u = sum((s - onehot(y)) u), over N for "mean" (per row for "none")."""
 
-    def __init__(self, labels: np.ndarray, reduction: str, inv_sums: NDArray):
+    def __init__(self, labels: np.ndarray, reduction: str, inv_sums: NDArray,
+                 in_place: bool = False):
         self.labels = labels
         self.reduction = reduction
         self.inv_sums = inv_sums
+        self.in_place = in_place
 
     def _scale(self, g: Any, n: int) -> Any:
         """c: g / N for "mean", g for "sum" (a scalar), g as a column (N, 1) for "none"."""
@@ -70,7 +73,8 @@ class SoftmaxCrossEntropyGrad(TensorOp):
 
     def compute(self, logits: NDArray, g: NDArray, exps: NDArray) -> NDArray:
         return fused.softmax_cross_entropy_grad(exps, self.inv_sums, self.labels,
-                                                self._scale(g.compact(), logits.shape[0]))
+                                                self._scale(g.compact(), logits.shape[0]),
+                                                in_place=self.in_place)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor, Tensor, None]:
         logits, g, _ = node.inputs
