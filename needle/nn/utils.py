@@ -8,6 +8,7 @@ from typing import Iterable
 import numpy as np
 
 from ..autograd import Tensor
+from ..backend_ndarray import fused
 
 
 def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
@@ -24,7 +25,7 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float,
     if not grads:
         return 0.0
     if norm_type == 2:  # the usual case, on the device
-        norm = math.sqrt(sum(float((g * g).sum().numpy()) for g in grads))
+        norm = math.sqrt(sum(fused.squared_norm(g) for g in grads))
     elif math.isinf(norm_type):
         norm = max(float(np.abs(g.numpy()).max(initial=0)) for g in grads)
     else:

@@ -222,3 +222,16 @@ def test_schedulers_match_torch(make, make_torch):
     restored = make(optim.SGD([ndl.nn.Parameter(np.ones(1, np.float32))], lr=0.1))
     restored.load_state_dict(scheduler.state_dict())
     assert restored.get_last_lr() == [opt.lr]
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (700, 400), (3, 131072), (131073,)])
+def test_squared_norm_in_spans_equals_the_float64_sum(shape):
+    # arrays of more than one span (BLOCK_ELEMENTS = 131,072) and at a span's edge
+    from needle.backend_ndarray import fused
+
+    values = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    expected = float((values.astype(np.float64) ** 2).sum())
+    got = fused.squared_norm(ndl.Tensor(values).cached_data)
+    assert math.isclose(got, expected, rel_tol=1e-6), (got, expected)
+    view = ndl.Tensor(values).cached_data.permute(tuple(reversed(range(len(shape)))))
+    assert math.isclose(fused.squared_norm(view), expected, rel_tol=1e-6)  # not contiguous
