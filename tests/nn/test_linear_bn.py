@@ -26,13 +26,14 @@ def _mlp_resnet(dtype: str) -> nn.Module:
     return model
 
 
-def _step(model: nn.Module, dtype: str, second: bool
+def _step(model: nn.Module, dtype: str, second: bool, after_backward=lambda: None
           ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     x = ndl.Tensor(np.random.default_rng(8).standard_normal((6, 12)), dtype=dtype,
                    requires_grad=True)
     out = model(x)
     weights = ndl.Tensor(np.random.default_rng(9).standard_normal(out.shape), dtype=dtype)
     (out * weights).sum().backward(create_graph=second)
+    after_backward()
     values = [out.numpy(), x.grad.numpy()] + [p.grad.numpy() for p in model.parameters()]
     norms = [m for m in model.submodules() if isinstance(m, nn.BatchNorm1d)]
     values += [v.numpy() for m in norms for v in (m.running_mean, m.running_var)]
@@ -47,14 +48,21 @@ def _step(model: nn.Module, dtype: str, second: bool
 
 
 @ndl.reference_mode(False)
-@pytest.mark.parametrize("dtype, second", [("float32", False), ("float64", True)])
+@pytest.mark.parametrize("dtype, second", [("float32", False), ("float64", False),
+                                           ("float64", True)])
 def test_mlp_resnet_blocks_fused_equal_the_layers_apart_bitwise(dtype, second, monkeypatch):
     """MLP-ResNet's Linear-BatchNorm1d pairs (one of each block's two with a ReLU): four
     fused nodes for two blocks, the same numbers as with ``Sequential.fusions`` emptied, to
-    the bit; second derivatives sum their terms in another order (1e-14 apart)."""
+    the bit; second derivatives sum their terms in another order (1e-14 apart). A backward
+    pass that records nothing takes the gradient on arrays (``first_derivatives``); one
+    with ``create_graph`` records the ops."""
+    from needle.ops.fused.linear_bn import LinearBatchNorm
+
     calls = _count_fused(monkeypatch)
-    fused = _step(_mlp_resnet(dtype), dtype, second)
-    assert calls[0] == 4
+    on_arrays = count_calls(monkeypatch, LinearBatchNorm, "first_derivatives")
+    first_pass = []
+    fused = _step(_mlp_resnet(dtype), dtype, second, lambda: first_pass.append(on_arrays[0]))
+    assert calls[0] == 4 and first_pass == [0 if second else 4]
     monkeypatch.setattr(nn.Sequential, "fusions", {})
     plain = _step(_mlp_resnet(dtype), dtype, second)
     assert calls[0] == 4
