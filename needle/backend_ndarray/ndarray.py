@@ -675,9 +675,33 @@ def index_add(shape: Shape, index: Any, values: NDArray) -> NDArray:
     index = NDArray._index(values, index)
     if _is_basic(index):  # ints and slices never repeat a position: assignment is enough
         out[index] = values._array
+    elif _whole_rows(index, shape, values.shape):
+        _add_rows_at(device.xp, out, index[0] if isinstance(index, tuple) else index,
+                     values._array)
     else:
         device.xp.add.at(out, index, values._array)
     return _wrap(out, device)
+
+
+def _whole_rows(index: Any, shape: Shape, values_shape: Shape) -> bool:
+    """True when ``index`` is one 1-D integer array picking whole rows (an Embedding's
+    gradient: ``values`` (n, *row) added at rows ``index`` (n,) of an array ``shape``)."""
+    items = index if isinstance(index, tuple) else (index,)
+    rows = items[0]
+    return len(items) == 1 and getattr(rows, "ndim", 0) == 1 and rows.dtype.kind in "iu" \
+        and len(shape) > 1 and tuple(values_shape) == (rows.shape[0], *shape[1:])
+
+
+def _add_rows_at(xp: Any, out: Any, rows: Any, values: Any) -> None:
+    """out[rows[i]] += values[i] for every i, repeats accumulating in order, as
+    ``add.at(out, rows, values)`` but over the flat arrays, with one index per element:
+    numpy's ``ufunc.at`` runs its fast loop only for 1-D operands (1120 rows of 128 into
+    (10000, 128): 2.4 -> 0.63 ms). Each element gets the same additions in the same order,
+    so the sums are bitwise equal."""
+    width = math.prod(out.shape[1:])
+    starts = (rows % out.shape[0]) * width  # negative rows count from the end
+    flat_index = (starts[:, None] + xp.arange(width)).reshape(-1)
+    xp.add.at(out.reshape(-1), flat_index, values.reshape(-1))
 
 
 def _is_basic(index: Any) -> bool:

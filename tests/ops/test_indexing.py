@@ -81,6 +81,24 @@ def test_index_add_accumulates_repeated_positions(shape, data, seed):
              name=f"index_add into {shape}")
 
 
+
+@pytest.mark.parametrize("shape", [(7, 3), (5, 2, 4), (4, 0)])
+def test_index_add_of_whole_rows_equals_numpys_add_at_bitwise(shape, monkeypatch):
+    # an Embedding's gradient: rows picked by one integer array, repeated and negative ones
+    from needle.backend_ndarray import ndarray
+
+    taken = []
+    real = ndarray._add_rows_at
+    monkeypatch.setattr(ndarray, "_add_rows_at", lambda *args: taken.append(1) or real(*args))
+    rows = np.array([0, 3, -1, 3, 3, 1, -7 % shape[0] - shape[0], 2])
+    values = np.random.default_rng(6).standard_normal((len(rows), *shape[1:]))
+    values = values.astype(np.float32)
+    expected = np.zeros(shape, np.float32)
+    np.add.at(expected, rows, values)
+    got = ndl.index_add(ndl.Tensor(values), rows, shape).numpy()
+    np.testing.assert_array_equal(got, expected)
+    assert taken == [1]
+
 @fast
 @given(pair=broadcast_pairs(), seed=seeds)
 def test_where(pair, seed):
