@@ -18,7 +18,7 @@ import numpy as np
 from . import backend_ndarray as nd
 from .backend_ndarray import Device, NDArray
 from . import grad_mode, op_checks, tensor_methods
-from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad
+from .grad_mode import _freeing_graph, _grad_mode, enable_grad, is_grad_enabled, no_grad
 from .reference import is_reference_mode
 from .op_checks import _compute_result, _input_arrays, check_adjoints
 from .tensor_methods import TensorMethods, _to_ndarray
@@ -296,28 +296,6 @@ def sum_node_list(node_list: list[Any], node: Value | None = None) -> Any:
             return type(deferred).combine(node_list, node)
         node_list = [g.value(node) if isinstance(g, DeferredAdjoint) else g for g in node_list]
     return functools.reduce(operator.add, node_list)
-
-
-#: True while a backward pass runs that frees the graph after it (``retain_graph=False``):
-#: what an op saved for its gradient is then read once, so the gradient may write into it
-#: (``SoftmaxCrossEntropy`` does, sparing a fresh (N, C) array).
-_frees_graph = False
-
-
-def backward_frees_graph() -> bool:
-    """Whether the running backward pass frees the graph after it (see ``_frees_graph``)."""
-    return _frees_graph
-
-
-@contextlib.contextmanager
-def _freeing_graph(frees: bool) -> Any:
-    """``backward_frees_graph()`` is ``frees`` inside (restored after, for nested passes)."""
-    global _frees_graph
-    outer, _frees_graph = _frees_graph, frees
-    try:
-        yield
-    finally:
-        _frees_graph = outer
 
 
 def compute_gradient_of_variables(output_tensor: Value, out_grad: Value, *,

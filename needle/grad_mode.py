@@ -6,20 +6,38 @@ import contextlib
 from typing import Any
 
 enabled = True  # read by every op call (Value.make_from_op)
+#: True while a backward pass runs that frees the graph after it (``retain_graph=False``):
+#: what an op saved for its gradient is then read once, so the gradient may write into it
+#: (``SoftmaxCrossEntropy`` does, sparing a fresh (N, C) array).
+frees_graph = False
 
 
 def is_grad_enabled() -> bool:
     return enabled
 
 
+def backward_frees_graph() -> bool:
+    """Whether the running backward pass frees the graph after it (see ``frees_graph``)."""
+    return frees_graph
+
+
 @contextlib.contextmanager
-def _grad_mode(on: bool) -> Any:
-    global enabled
-    previous, enabled = enabled, on
+def _set(name: str, value: bool) -> Any:
+    """This module's flag ``name`` is ``value`` inside, restored after (modes nest)."""
+    previous = globals()[name]
+    globals()[name] = value
     try:
         yield
     finally:
-        enabled = previous
+        globals()[name] = previous
+
+
+def _grad_mode(on: bool) -> Any:
+    return _set("enabled", on)
+
+
+def _freeing_graph(frees: bool) -> Any:
+    return _set("frees_graph", frees)
 
 
 class no_grad(contextlib.ContextDecorator):

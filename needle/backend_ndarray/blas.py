@@ -230,14 +230,14 @@ class Packed:
         k, n = b.shape
         b_layout = layout(b) if b.ndim == 2 else None
         self._ldb = b_layout[1] if b_layout else 0
-        if ENABLED and _MKL.packing and xp is np and not reference.is_reference_mode() and \
-                b.dtype in (np.float32, np.float64) and b_layout is not None and \
+        if b_layout is not None and ENABLED and _MKL.packing and xp is np and \
+                not reference.is_reference_mode() and b.dtype in (np.float32, np.float64) and \
                 rows * k * n >= MIN_FLOPS:
             self._buffer = _MKL.MKL_malloc(self._call("pack_get_size", _B_MATRIX, rows, n, k),
                                            64)
-        if self._buffer is not None:  # None too where MKL could not allocate it
-            self._call("pack", _ROW_MAJOR, _B_MATRIX, b_layout[0], rows, n, k, 1.0,
-                       b.ctypes.data, b_layout[1], self._buffer)
+            if self._buffer is not None:  # None where MKL could not allocate it
+                self._call("pack", _ROW_MAJOR, _B_MATRIX, b_layout[0], rows, n, k, 1.0,
+                           b.ctypes.data, b_layout[1], self._buffer)
 
     @property
     def is_packed(self) -> bool:

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ...autograd import NDArray, Tensor, TensorOp, backward_frees_graph
+from ...autograd import NDArray, Tensor, TensorOp
 from ...backend_ndarray import fused
+from ...grad_mode import backward_frees_graph
 from ...reference import replaces
 from .. import loss
 from .softmax import softmax
