@@ -203,10 +203,15 @@ def _mkl_matmul(a: Any, b: Any, out: Any) -> Any:
     return out
 
 
+def _mkl_for(xp: Any) -> bool:
+    """Whether products on the array module ``xp`` may go to MKL now."""
+    return ENABLED and xp is np and not reference.is_reference_mode()
+
+
 def matmul(xp: Any, a: Any, b: Any, out: Any = None) -> Any:
     """``xp.matmul(a, b, out=out)`` for the array module ``xp``, by MKL where it is loaded,
     ``xp`` is numpy and the operands allow."""
-    if ENABLED and xp is np and not reference.is_reference_mode():
+    if _mkl_for(xp):
         product = _mkl_matmul(a, b, out)
         if product is not None:
             return product
@@ -230,9 +235,8 @@ class Packed:
         k, n = b.shape
         b_layout = layout(b) if b.ndim == 2 else None
         self._ldb = b_layout[1] if b_layout else 0
-        if b_layout is not None and ENABLED and _MKL.packing and xp is np and \
-                not reference.is_reference_mode() and b.dtype in (np.float32, np.float64) and \
-                rows * k * n >= MIN_FLOPS:
+        if b_layout is not None and _mkl_for(xp) and _MKL.packing and \
+                b.dtype in (np.float32, np.float64) and rows * k * n >= MIN_FLOPS:
             self._buffer = _MKL.MKL_malloc(self._call("pack_get_size", _B_MATRIX, rows, n, k),
                                            64)
             if self._buffer is not None:  # None where MKL could not allocate it

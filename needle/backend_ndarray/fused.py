@@ -156,13 +156,6 @@ def row_blocks(lo: int, hi: int, width: int, xp: Any) -> list[tuple[int, int]]:
     return [(start, min(start + step, hi)) for start in range(lo, hi, max(step, 1))]
 
 
-#: Rows whose sum of e^z lies in [2^-40, 2^40] take their softmax without the max shift:
-#: nothing overflows or underflows there, and log(sum) - z_y loses at most about 2e-6 to
-#: rounding (|log sum| <= 28 in float32). Other rows are taken again, shifted.
-UNSHIFTED_SUMS = (2.0 ** -40, 2.0 ** 40)
-
-
-
 def squared_norm(a: NDArray) -> float:
     """sum(a²) as a Python float (a gradient norm's square). On the CPU a contiguous array
     goes in ``BLOCK_ELEMENTS`` spans, each squared into one cache-sized scratch array and
@@ -179,6 +172,14 @@ def squared_norm(a: NDArray) -> float:
         square = np.multiply(span, span, out=scratch[:span.size])
         total += float(square.sum())
     return total
+
+
+#: Rows whose sum of e^z lies in [2^-40, 2^40] take their softmax without the max shift:
+#: nothing overflows or underflows there, and log(sum) - z_y loses at most about 2e-6 to
+#: rounding (|log sum| <= 28 in float32). Other rows are taken again, shifted.
+UNSHIFTED_SUMS = (2.0 ** -40, 2.0 ** 40)
+
+
 
 def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
                           ) -> tuple[NDArray, NDArray, NDArray]:

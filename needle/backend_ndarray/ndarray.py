@@ -675,21 +675,21 @@ def index_add(shape: Shape, index: Any, values: NDArray) -> NDArray:
     index = NDArray._index(values, index)
     if _is_basic(index):  # ints and slices never repeat a position: assignment is enough
         out[index] = values._array
-    elif _whole_rows(index, shape, values.shape):
-        _add_rows_at(device.xp, out, index[0] if isinstance(index, tuple) else index,
-                     values._array)
+    elif (rows := _whole_rows(index, shape, values.shape)) is not None:
+        _add_rows_at(device.xp, out, rows, values._array)
     else:
         device.xp.add.at(out, index, values._array)
     return _wrap(out, device)
 
 
-def _whole_rows(index: Any, shape: Shape, values_shape: Shape) -> bool:
-    """True when ``index`` is one 1-D integer array picking whole rows (an Embedding's
-    gradient: ``values`` (n, *row) added at rows ``index`` (n,) of an array ``shape``)."""
+def _whole_rows(index: Any, shape: Shape, values_shape: Shape) -> Any:
+    """The rows (n,) when ``index`` is one 1-D integer array picking whole rows of an array
+    ``shape`` (an Embedding's gradient: ``values`` (n, *row) added at them), else None."""
     items = index if isinstance(index, tuple) else (index,)
     rows = items[0]
-    return len(items) == 1 and getattr(rows, "ndim", 0) == 1 and rows.dtype.kind in "iu" \
+    whole = len(items) == 1 and getattr(rows, "ndim", 0) == 1 and rows.dtype.kind in "iu" \
         and len(shape) > 1 and tuple(values_shape) == (rows.shape[0], *shape[1:])
+    return rows if whole else None
 
 
 def _add_rows_at(xp: Any, out: Any, rows: Any, values: Any) -> None:
