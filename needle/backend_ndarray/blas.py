@@ -15,19 +15,25 @@ products too small for the call's overhead to pay (``MIN_FLOPS``), a missing MKL
 numpy.
 
 When: ``NEEDLE_BLAS`` (read at import) is ``auto`` (the default), ``mkl`` or ``numpy``.
-``auto`` calls MKL only when BLAS runs on one thread (``MKL_NUM_THREADS``,
-``OMP_NUM_THREADS`` or ``OPENBLAS_NUM_THREADS`` is 1: the benchmarks' steady mode, MPI
-ranks), and then on MKL's sequential layer, so no second thread pool exists. With more
-threads MKL's OpenMP workers and numpy's OpenBLAS workers each spin on the other core after
-their products (OpenMP 0.2 s, OpenBLAS 0.1 s: see ``parallel.py``) and fight for it: the
-ResNet9 step (``bench/conv.py``, two threads, wall clock) measured 1.19–1.20× PyTorch on
+``auto`` calls MKL only on an Intel CPU and when BLAS runs on one thread
+(``MKL_NUM_THREADS``, ``OMP_NUM_THREADS`` or ``OPENBLAS_NUM_THREADS`` is 1: the benchmarks'
+steady mode, MPI ranks), and then on MKL's sequential layer, so no second thread pool exists.
+With more threads MKL's OpenMP workers and numpy's OpenBLAS workers each spin on the other
+core after their products (OpenMP 0.2 s, OpenBLAS 0.1 s: see ``parallel.py``) and fight for
+it: the ResNet9 step (``bench/conv.py``, two threads, wall clock) measured 1.19–1.20× PyTorch on
 OpenBLAS alone and 1.44–1.84× with MKL's threads beside it (1.31–1.39× against 1.32–1.68×
 with OpenBLAS's spin cut short, ``OPENBLAS_THREAD_TIMEOUT=4``). ``mkl`` calls MKL with as
 many threads as are set (else its default, the physical cores), its workers asleep 1 ms
 after a product (``KMP_BLOCKTIME=1`` unless set): the language models' large products gain
 (LSTM LM 1.53–1.60× → 1.40–1.46×, Transformer LM 1.39–1.44× → 1.31–1.41×), the
-convolutions gain or lose by the run. ``numpy``, or
-``ENABLED = False``, never calls MKL; reference mode uses numpy's product too.
+convolutions gain or lose by the run. ``numpy``, or ``ENABLED = False``, never calls MKL;
+reference mode uses numpy's product too.
+
+Why only on Intel's CPUs: on AMD's EPYC (AVX2, one thread, median of six alternating rounds)
+OpenBLAS measured as fast or faster on every product the benchmarks run: the LSTM decoder's
+(1120, 256) @ (256, 10000) 65.7 ms against MKL's 93.6 ms, its (1120, 10000) @ (10000, 256)
+gradient 62.5 against 65.0 ms, the recurrent (32, 256) @ (256, 1024) 0.234 against 0.307 ms;
+every benchmark step ran faster on OpenBLAS there (LSTM LM 1.11× → 1.04× PyTorch).
 """
 
 from __future__ import annotations
@@ -70,6 +76,19 @@ def _blas_threads() -> str | None:
     return None
 
 
+def cpu_vendor() -> str | None:
+    """The CPU's vendor as Linux's ``/proc/cpuinfo`` names it ("GenuineIntel",
+    "AuthenticAMD"), or None where that file does not say."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("vendor_id"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return None
+
+
 def _load() -> Any:
     """MKL's runtime library as ``NEEDLE_BLAS`` and the thread count ask, or None."""
     mode, threads = os.environ.get("NEEDLE_BLAS", "auto"), _blas_threads()
@@ -77,7 +96,8 @@ def _load() -> Any:
         warnings.warn(f"NEEDLE_BLAS must be auto, mkl or numpy, got {mode!r}: using auto",
                       stacklevel=2)
         mode = "auto"
-    if mode == "numpy" or (mode == "auto" and threads != "1"):
+    chosen_by_auto = threads == "1" and cpu_vendor() == "GenuineIntel"
+    if mode == "numpy" or (mode == "auto" and not chosen_by_auto):
         return None
     return open_mkl(sequential=threads == "1")
 

@@ -216,11 +216,15 @@ STATE = ("from needle.backend_ndarray import blas; import os; print(blas.availab
          "os.environ.get('KMP_BLOCKTIME', '-'))")
 
 
+INTEL = blas.cpu_vendor() == "GenuineIntel"
+AUTO_ONE_THREAD = ["True", "1", "-"] if INTEL else ["False", "-", "-"]  # sequential MKL
+
+
 @needs_mkl
 @pytest.mark.parametrize("env, state", [
-    ({"OPENBLAS_NUM_THREADS": "1"}, ["True", "1", "-"]),   # auto, one thread: sequential MKL
-    ({"OMP_NUM_THREADS": "1"}, ["True", "1", "-"]),
-    ({"MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "2"}, ["True", "1", "-"]),
+    ({"OPENBLAS_NUM_THREADS": "1"}, AUTO_ONE_THREAD),   # auto, one thread: MKL on Intel's
+    ({"OMP_NUM_THREADS": "1"}, AUTO_ONE_THREAD),
+    ({"MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "2"}, AUTO_ONE_THREAD),
     ({}, ["False", "-", "-"]),                              # auto, all threads: OpenBLAS only
     ({"OPENBLAS_NUM_THREADS": "2"}, ["False", "-", "-"]),
     ({"NEEDLE_BLAS": "mkl", "OPENBLAS_NUM_THREADS": "2"}, ["True", "2", "1"]),
@@ -233,4 +237,25 @@ def test_needle_blas_and_the_thread_count_choose_the_library(env, state):
 def test_an_unknown_needle_blas_warns_and_means_auto():
     out = _in_a_new_process(STATE, NEEDLE_BLAS="openblas", MKL_NUM_THREADS="1")
     assert "NEEDLE_BLAS must be auto, mkl or numpy, got 'openblas': using auto" in out.stderr
-    assert out.stdout.split()[0] == str(MKL is not None)  # auto with one thread
+    assert out.stdout.split()[0] == str(MKL is not None and INTEL)  # auto with one thread
+
+
+@needs_mkl
+@pytest.mark.parametrize("vendor, loads", [("GenuineIntel", True), ("AuthenticAMD", False),
+                                           (None, False)])
+def test_auto_calls_mkl_only_on_intel_cpus(monkeypatch, vendor, loads):
+    for name in ("NEEDLE_BLAS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setattr(blas, "cpu_vendor", lambda: vendor)
+    assert (blas._load() is not None) == loads
+
+
+def test_the_cpu_vendor_is_read_from_proc_cpuinfo():
+    try:
+        with open("/proc/cpuinfo") as info:
+            vendors = {line.split(":")[1].strip() for line in info
+                       if line.startswith("vendor_id")}
+    except OSError:
+        vendors = set()
+    assert blas.cpu_vendor() == (vendors.pop() if vendors else None)
