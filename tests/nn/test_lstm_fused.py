@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,28 @@ def test_fused_equals_per_step_composition(layers, with_state):
 def test_fused_float32_close_to_composition():
     for fused, plain in zip(run(True, 2, True, "float32"), run(False, 2, True, "float32")):
         np.testing.assert_allclose(fused, plain, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_saturated_gates_match_numpy_and_warn_nothing(dtype):
+    # pre-activations far beyond e^x's range: sigmoid 0 or 1, tanh -1 or 1, no overflow
+    rng = np.random.default_rng(1)
+    x_gates = rng.standard_normal((4, 3, 8)) * 400
+    w_hh = rng.standard_normal((2, 8))
+    zeros = np.zeros((3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ndl.ops.lstm_sequence(*(ndl.Tensor(a, dtype=dtype)
+                                      for a in (x_gates, w_hh, zeros, zeros))).numpy()
+    h, c = zeros, zeros
+    for t in range(4):  # the recurrence in float64 numpy, with numpy's own tanh
+        z = x_gates[t] + h @ w_hh
+        i, f, o = (1 / (1 + np.exp(-np.clip(z[:, 2 * k:2 * k + 2], -700, 700)))
+                   for k in (0, 1, 3))
+        c = f * c + i * np.tanh(z[:, 4:6])
+        h = o * np.tanh(c)
+        np.testing.assert_allclose(out[t], np.concatenate([h, c], axis=1), rtol=1e-5,
+                                   atol=1e-6)
 
 
 def test_one_op_instance_called_twice_keeps_each_calls_gradient():

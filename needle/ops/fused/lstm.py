@@ -21,18 +21,32 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ...autograd import NDArray, Tensor, TensorOp, TensorTuple, TensorTupleOp
 from ...backend_ndarray import blas
 from ...backend_ndarray.ndarray import _wrap
 from ..tuple import tuple_get_item
 
 
-def _sigmoid_(xp: Any, a: Any) -> None:
-    """a <- 1 / (1 + e^-a) in place, as (1 + tanh(a/2)) / 2 so it never overflows."""
-    a *= 0.5
-    xp.tanh(a, out=a)
-    a += 1
-    a *= 0.5
+#: Each gate's pre-activation z enters the loop as -z (i, f, o) or -2z (g), so that one e^x
+#: over the whole (B, 4H) row block turns into sigmoid(z) = 1 / (1 + e^-z) and
+#: tanh(z) = 2 sigmoid(2z) - 1. The factors are powers of two: scaling x_gates and W_hh by
+#: them changes no bit of the product.
+_GATE_SCALE = (-1.0, -1.0, -2.0, -1.0)
+
+
+def _activate_(xp: Any, gates: Any, hidden: int) -> None:
+    """-z (i, f, o) and -2z (g), (B, 4H), <- sigmoid(z) and tanh(z) in place. One e^x over
+    the block instead of numpy's tanh per gate (on AVX2 its float32 tanh costs twice e^x:
+    21.6 against 10.6 us for 8,192 elements); e^x overflowing to inf gives sigmoid 0."""
+    with np.errstate(over="ignore"):
+        xp.exp(gates, out=gates)
+    gates += 1
+    xp.reciprocal(gates, out=gates)
+    g = gates[:, 2 * hidden:3 * hidden]
+    g *= 2
+    g -= 1
 
 
 class LSTMSequence(TensorOp):
@@ -48,17 +62,16 @@ class LSTMSequence(TensorOp):
         xp = x_gates.device.module()
         steps, batch, four_h = x_gates.shape
         hidden = four_h // 4
-        acts = xp.array(x_gates.compact()._array, copy=True)     # becomes i, f, g, o
+        scale = xp.repeat(xp.asarray(_GATE_SCALE, dtype=x_gates.dtype), hidden)  # (4H,)
+        acts = xp.multiply(x_gates.compact()._array, scale)     # becomes i, f, g, o
         out = xp.empty((steps, batch, 2 * hidden), dtype=acts.dtype)
         tanh_c = xp.empty((steps, batch, hidden), dtype=acts.dtype)
         h, c = h0._array, c0._array
-        with blas.Packed(xp, w_hh._array, batch) as times_w:  # w packed once for 35 steps
+        with blas.Packed(xp, w_hh._array * scale, batch) as times_w:  # packed once
             for t in range(steps):
                 gates = acts[t]
                 gates += times_w(h)
-                _sigmoid_(xp, gates[:, :2 * hidden])
-                xp.tanh(gates[:, 2 * hidden:3 * hidden], out=gates[:, 2 * hidden:3 * hidden])
-                _sigmoid_(xp, gates[:, 3 * hidden:])
+                _activate_(xp, gates, hidden)
                 i, f, g, o = (gates[:, k * hidden:(k + 1) * hidden] for k in range(4))
                 c_t, h_t = out[t, :, hidden:], out[t, :, :hidden]
                 xp.multiply(f, c, out=c_t)
