@@ -101,26 +101,23 @@ class LSTMSequenceGrad(TensorTupleOp):
         hidden = four_h // 4
         g_h, g_c = g._array[:, :, :hidden], g._array[:, :, hidden:]
         states = out._array
-        d_gates = xp.empty_like(acts)
+        d_gates, from_d_h = _local_derivatives(xp, acts, tanh_c, states, c0._array)
+        by_gate = d_gates.reshape(steps, batch, 4, hidden)
+        f = acts[:, :, hidden:2 * hidden]
         d_h, d_c = xp.zeros_like(h0._array), xp.zeros_like(c0._array)
         w = w_hh._array
         with blas.Packed(xp, w.T, batch) as times_w_t:  # d_gates @ W^T, W^T packed once
             for t in reversed(range(steps)):
-                i, f, gg, o = (acts[t, :, k * hidden:(k + 1) * hidden] for k in range(4))
-                c_prev = states[t - 1, :, hidden:] if t else c0._array
                 d_h += g_h[t]
                 d_c += g_c[t]
-                d_c += d_h * o * (1 - tanh_c[t] * tanh_c[t])
-                d_i, d_f, d_g, d_o = (d_gates[t, :, k * hidden:(k + 1) * hidden] for k in range(4))
-                xp.multiply(d_c, gg * i * (1 - i), out=d_i)
-                xp.multiply(d_c, c_prev * f * (1 - f), out=d_f)
-                xp.multiply(d_c, i * (1 - gg * gg), out=d_g)
-                xp.multiply(d_h, tanh_c[t] * o * (1 - o), out=d_o)
+                d_c += d_h * from_d_h[t]
+                xp.multiply(d_c[:, None], by_gate[t, :, :3], out=by_gate[t, :, :3])  # i, f, g
+                xp.multiply(d_h, by_gate[t, :, 3], out=by_gate[t, :, 3])            # o
                 if times_w_t.is_packed:
                     d_h = times_w_t(d_gates[t])
                 else:  # as (H, 4H) @ (4H, B): on OpenBLAS 1.6x faster than (B, 4H) @ W^T
                     d_h = blas.matmul(xp, w, d_gates[t].T).T
-                d_c *= f
+                d_c *= f[t]
         h_prev = xp.concatenate([h0._array[None], states[:-1, :, :hidden]], axis=0)
         d_w = blas.matmul(xp, h_prev.reshape(-1, hidden).T, d_gates.reshape(-1, four_h))
         device = g.device
@@ -130,6 +127,37 @@ class LSTMSequenceGrad(TensorTupleOp):
         raise NotImplementedError("second derivatives through the fused LSTM sequence are not "
                                   "implemented: build nn.LSTM(..., fused=False), whose steps "
                                   "are compositions of differentiable ops")
+
+
+def _local_derivatives(xp: Any, acts: Any, tanh_c: Any, states: Any,
+                       c0: Any) -> tuple[Any, Any]:
+    """The factors of backpropagation through time that do not depend on the recurrence,
+    for all steps at once, as a few passes over whole arrays instead of a dozen small ones a
+    step. With d_c and d_h the adjoints of c_t and h_t (d_c including d_h's share),
+
+        d_i, d_f, d_g = d_c * [g i(1 - i), c_(t-1) f(1 - f), i (1 - g^2)]
+        d_o = d_h * tanh(c_t) o (1 - o),  and d_c gains d_h * o (1 - tanh(c_t)^2)
+
+    Returns m (T, B, 4H), the bracket and o's factor (the backward overwrites it with
+    d_gates), and k (T, B, H), the factor of d_h in d_c."""
+    steps, batch, four_h = acts.shape
+    hidden = four_h // 4
+    a = acts.reshape(steps, batch, 4, hidden)
+    i, g, o = a[:, :, 0], a[:, :, 2], a[:, :, 3]
+    m = xp.subtract(1, a)
+    m *= a                                   # sigmoid' = s (1 - s) for i, f and o
+    m_i, m_f, m_g, m_o = (m[:, :, k] for k in range(4))
+    xp.multiply(g, g, out=m_g)
+    xp.subtract(1, m_g, out=m_g)             # tanh' = 1 - g^2
+    m_i *= g
+    m_f[1:] *= states[:-1, :, hidden:]       # c_(t-1)
+    m_f[0] *= c0
+    m_g *= i
+    m_o *= tanh_c
+    k = xp.multiply(tanh_c, tanh_c)
+    xp.subtract(1, k, out=k)
+    k *= o
+    return m.reshape(steps, batch, four_h), k
 
 
 def lstm_sequence(x_gates: Tensor, w_hh: Tensor, h0: Tensor, c0: Tensor) -> Tensor:
