@@ -1,0 +1,72 @@
+"""e^x over large arrays by MKL's vector math (``vsExp``, ``vdExp``) where it is installed.
+
+Why: numpy's float32 e^x takes 1.3–1.6 ns an element on an AVX2 CPU (AMD EPYC, one thread),
+MKL's 1.0–1.05 ns, with the same accuracy (relative error 6e-8 against float64; numpy's
+2e-7). The softmax cross-entropy of the LSTM LM's (1120, 10000) logits takes e^z of 11.2 M
+elements a step: in its cache-sized row blocks of 130,000, 17.5 against 14 ms. On the
+AVX-512 Xeon where numpy's e^x is vectorised the gain measured about 1.1× for large
+arrays, and MKL lost on small ones (8,192 elements: 9.7 against 4.5 µs: the call's cost),
+so only arrays from ``MIN_ELEMENTS`` go to MKL.
+
+What: ``exp(xp, a, out)`` is ``xp.exp(a, out=out)``; by ``v?Exp`` for numpy float32 or
+float64 arrays, C-contiguous, of ``MIN_ELEMENTS`` or more, when MKL is loaded.
+
+When: as ``blas.py``'s ``auto`` for the library, but on every CPU: with one BLAS thread
+(MKL's sequential layer), the ``mkl`` extra installed, not in reference mode, unless
+``NEEDLE_VML=0`` (or ``ENABLED = False``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any
+
+import numpy as np
+
+from .. import reference
+from . import blas
+
+#: Arrays of fewer elements go to numpy (MKL's call costs a few µs more).
+MIN_ELEMENTS = 1 << 16
+
+
+def open_vml() -> Any:
+    """MKL's runtime on its sequential layer with ``v?Exp`` declared (None where it is not
+    installed)."""
+    lib = blas.open_mkl(sequential=True)
+    if lib is None:
+        return None
+    for name in ("vsExp", "vdExp"):
+        function = getattr(lib, name)
+        function.argtypes = [ctypes.c_longlong, ctypes.c_void_p, ctypes.c_void_p]
+        function.restype = None
+    return lib
+
+
+def _load() -> Any:
+    """``open_vml()`` unless there is more than one BLAS thread or ``NEEDLE_VML=0``."""
+    if os.environ.get("NEEDLE_VML", "1") == "0" or blas._blas_threads() != "1":
+        return None
+    return open_vml()
+
+
+_MKL = _load()
+ENABLED = _MKL is not None
+
+
+def _by_mkl(xp: Any, a: Any, out: Any) -> bool:
+    return (ENABLED and xp is np and not reference.is_reference_mode()
+            and a.size >= MIN_ELEMENTS and a.dtype in (np.float32, np.float64)
+            and out.dtype == a.dtype and out.shape == a.shape
+            and a.flags.c_contiguous and out.flags.c_contiguous)
+
+
+def exp(xp: Any, a: Any, out: Any) -> Any:
+    """``xp.exp(a, out=out)``: e^x elementwise into ``out``, by MKL where it is loaded and
+    the arrays allow (``out`` may be ``a``)."""
+    if not _by_mkl(xp, a, out):
+        return xp.exp(a, out=out)
+    function = _MKL.vsExp if a.dtype == np.float32 else _MKL.vdExp
+    function(a.size, a.ctypes.data, out.ctypes.data)
+    return out

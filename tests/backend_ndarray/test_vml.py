@@ -1,0 +1,63 @@
+"""e^x by MKL's vector math (``backend_ndarray/vml.py``) equals numpy's to rounding, and
+only large contiguous float arrays go to MKL."""
+
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle.backend_ndarray import vml
+
+MKL = vml._MKL or vml.open_vml()  # loaded whatever the thread count
+needs_mkl = pytest.mark.skipif(MKL is None, reason="MKL (the mkl extra) not installed")
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """vml with MKL on, counting the elements its calls were given."""
+    calls = []
+
+    class Counting:
+        def __getattr__(self, name):
+            real = getattr(MKL, name)
+            return lambda n, a, out: calls.append((name, n)) or real(n, a, out)
+
+    monkeypatch.setattr(vml, "_MKL", Counting())
+    monkeypatch.setattr(vml, "ENABLED", True)
+    return calls
+
+
+@needs_mkl
+@pytest.mark.parametrize("dtype, rtol", [(np.float32, 4e-7), (np.float64, 1e-15)])
+@pytest.mark.parametrize("size", [vml.MIN_ELEMENTS, 3 * vml.MIN_ELEMENTS + 7])
+def test_mkl_exp_equals_float64_exp(counted, dtype, rtol, size):
+    a = (np.random.default_rng(size).standard_normal(size) * 10).astype(dtype)
+    out = np.empty_like(a)
+    assert vml.exp(np, a, out) is out
+    np.testing.assert_allclose(out, np.exp(a.astype(np.float64)), rtol=rtol)
+    assert counted == [("vsExp" if dtype == np.float32 else "vdExp", size)]
+
+
+@needs_mkl
+def test_in_place_and_extremes(counted):
+    a = np.linspace(-200, 200, vml.MIN_ELEMENTS, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        expected = np.exp(a.astype(np.float64)).astype(np.float32)  # inf above ~88.7
+        vml.exp(np, a, a)
+    np.testing.assert_allclose(a, expected, rtol=4e-7, atol=1e-44)
+    assert np.isinf(a[-1]) and a[0] == 0 and len(counted) == 1
+
+
+@needs_mkl
+@pytest.mark.parametrize("case", ["small", "strided", "int", "reference"])
+def test_everything_else_goes_to_numpy(counted, case):
+    n = vml.MIN_ELEMENTS
+    a = np.random.default_rng(0).standard_normal(2 * n).astype(np.float32)
+    a = {"small": a[:n - 1], "strided": a[::2], "int": np.arange(n) % 50}.get(case, a)
+    out = np.empty(a.shape, np.float64 if case == "int" else a.dtype)
+    if case == "reference":
+        with ndl.reference_mode():
+            vml.exp(np, a, out)
+    else:
+        vml.exp(np, a, out)
+    np.testing.assert_allclose(out, np.exp(a), rtol=1e-6)
+    assert counted == []
