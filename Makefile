@@ -19,9 +19,10 @@ $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 # one BLAS (and PyTorch) thread a process: two pytest workers or MPI ranks share the two
-# cores, and the larger products run on MKL (needle/backend_ndarray/blas.py). PyTorch's
-# own conv_transpose2d backward, an oracle in tests/ops/test_conv.py, crashed a worker
-# twice in two-thread runs (segmentation faults inside torch), never in one-thread runs.
+# cores, and on an Intel CPU the larger products run on MKL (needle/backend_ndarray/blas.py).
+# PyTorch's own conv backward, an oracle in tests/ops/test_conv.py, crashed a worker twice
+# in two-thread runs on a Xeon and twice in seven one-thread runs on an AMD EPYC (aborts
+# inside torch); those tests run again on a fresh worker after a crash (pytest-rerunfailures).
 ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 # the distributed tests again as a 2-rank MPI job (the mpich wheel's mpiexec); a timeout
