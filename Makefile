@@ -21,9 +21,13 @@ $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
 # one BLAS (and PyTorch) thread a process: two pytest workers or MPI ranks share the two
 # cores, and on an Intel CPU the larger products run on MKL (needle/backend_ndarray/blas.py).
 # PyTorch's own conv backward, an oracle in tests/ops/test_conv.py, crashed a worker twice
-# in two-thread runs on a Xeon and twice in seven one-thread runs on an AMD EPYC (aborts
-# inside torch); those tests run again on a fresh worker after a crash (pytest-rerunfailures).
+# in two-thread runs on a Xeon. On an AMD EPYC (2026-12-02) workers crashed in 3 of about
+# 10 one-thread suite runs: aborts inside torch's conv backward (three times), a segfault
+# building a model in tests/test_train_lm.py (once); the cause is not found. A test whose
+# worker crashed runs again on a fresh worker (pytest-rerunfailures); a failed assertion
+# is not rerun, and a test that crashes three times still fails.
 ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+RERUN_CRASHES := --reruns 2 --only-rerun crashed
 
 # the distributed tests again as a 2-rank MPI job (the mpich wheel's mpiexec); a timeout
 # ends a hang long before CI's limit
@@ -37,17 +41,17 @@ demo: $(VENV)/.demo
 # (ndl.reference_mode, which never calls MKL: numpy's OpenBLAS)
 test: $(VENV)/.test
 	$(PY) -m mypy
-	$(ONE_THREAD) $(PY) -m pytest -n 2 needle tests
-	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
+	$(ONE_THREAD) $(PY) -m pytest -n 2 $(RERUN_CRASHES) needle tests
+	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(PY) -m pytest -n 2 $(RERUN_CRASHES) -m "not slow and not lab" needle tests
 	$(ONE_THREAD) $(MPI_TESTS)
 	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(MPI_TESTS) -m "not slow"
 
 test-reference: $(VENV)/.test
-	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(PY) -m pytest -n 2 -m "not slow and not lab" needle tests
+	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(PY) -m pytest -n 2 $(RERUN_CRASHES) -m "not slow and not lab" needle tests
 	NEEDLE_REFERENCE=1 $(ONE_THREAD) $(MPI_TESTS) -m "not slow"
 
 test-fast: $(VENV)/.test
-	$(ONE_THREAD) $(PY) -m pytest -n 2 -m "not slow" needle tests
+	$(ONE_THREAD) $(PY) -m pytest -n 2 $(RERUN_CRASHES) -m "not slow" needle tests
 	$(ONE_THREAD) $(MPI_TESTS) -m "not slow"
 
 lint: $(VENV)/.test

@@ -15,13 +15,6 @@ from oracles import check_finite_differences, check_torch
 
 SETTINGS = settings(max_examples=20, deadline=None)
 
-# PyTorch's own CPU convolutions, the oracle here, aborted a pytest worker inside their
-# backward twice in seven suite runs on an AMD EPYC (2026-12-02; earlier, on a Xeon, only
-# with two threads), never in 24,000 of the same shapes run alone (MKL loaded beside them
-# or not). A test whose worker crashed runs again on a fresh one; a failed assertion
-# does not (``only_rerun``), so a wrong answer still fails.
-pytestmark = pytest.mark.flaky(reruns=2, only_rerun=["crashed"])
-
 
 def nchw(x: torch.Tensor) -> torch.Tensor:
     """x (N, H, W, C) as a contiguous NCHW tensor. The permuted view alone is a
