@@ -27,6 +27,7 @@ def counted(monkeypatch):
 
 
 @needs_mkl
+@ndl.reference_mode(False)  # reference mode never calls MKL (NEEDLE_REFERENCE=1 runs)
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 4e-7), (np.float64, 1e-15)])
 @pytest.mark.parametrize("size", [vml.MIN_ELEMENTS, 3 * vml.MIN_ELEMENTS + 7])
 def test_mkl_exp_equals_float64_exp(counted, dtype, rtol, size):
@@ -38,6 +39,7 @@ def test_mkl_exp_equals_float64_exp(counted, dtype, rtol, size):
 
 
 @needs_mkl
+@ndl.reference_mode(False)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_in_place_at_the_edges_of_normal_results(counted, dtype):
     low, high = vml.NORMAL_RESULTS[np.dtype(dtype)]
@@ -49,6 +51,7 @@ def test_in_place_at_the_edges_of_normal_results(counted, dtype):
 
 
 @needs_mkl
+@ndl.reference_mode(False)  # so that only the range sends these arrays to numpy
 @pytest.mark.parametrize("outside", [-np.inf, -100.0, 100.0, np.nan])
 def test_results_that_are_not_normal_floats_go_to_numpy(counted, outside):
     # MKL is 30-140x slower where e^x over- or underflows: one such x sends the array away
