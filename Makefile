@@ -24,9 +24,9 @@ $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
 # in two-thread runs on a Xeon. On an AMD EPYC (2026-12-02) workers crashed in 4 of about
 # 12 one-thread suite runs: aborts inside torch's conv backward (three times), segfaults in
 # torch's backward, in garbage collection and building a model (once each), which points
-# to heap corruption; the cause is not found. A test whose
-# worker crashed runs again on a fresh worker (pytest-rerunfailures); a failed assertion
-# is not rerun, and a test that crashes three times still fails.
+# to heap corruption; the cause is not found. A test whose worker crashed runs again on a
+# fresh worker (pytest-rerunfailures); a failed assertion is not rerun, and a test that
+# crashes three times still fails.
 ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 RERUN_CRASHES := --reruns 2 --only-rerun crashed
 

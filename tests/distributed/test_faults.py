@@ -10,10 +10,10 @@ import pytest
 
 TIMEOUT = 60  # seconds; a hang would run into it
 
-# Each test runs a whole 2-rank mpiexec job. Twice (stops 25 and 26) one such job ended with
-# no output at all (returncode 1, stderr empty), on a machine whose pytest workers were
-# also crashing (see the Makefile); a rerun passed each time. A test that fails three
-# times still fails.
+# Each test runs a whole 2-rank mpiexec job. One such test failed once at stop 25 (then
+# passed 12 times in a row), and one job ended with no output at all at stop 26
+# (returncode 1, stderr empty) on a machine whose pytest workers were also crashing (see
+# the Makefile). A test that fails three times still fails.
 pytestmark = pytest.mark.flaky(reruns=2)
 
 
