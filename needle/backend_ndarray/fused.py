@@ -197,12 +197,14 @@ def softmax_cross_entropy(logits: NDArray, labels: Any, reduction: str
     exps, sums = xp.empty_like(z), xp.empty(z.shape[0], dtype=z.dtype)
 
     def rows(lo: int, hi: int) -> None:
-        for start, stop in row_blocks(lo, hi, z.shape[1], xp):
-            vml.exp(xp, z[start:stop], exps[start:stop])  # MKL's e^x where it is there
-            exps[start:stop].sum(axis=1, out=sums[start:stop])
+        with np.errstate(over="ignore"):  # a row whose e^z overflows is redone below
+            for start, stop in row_blocks(lo, hi, z.shape[1], xp):
+                vml.exp(xp, z[start:stop], exps[start:stop])  # MKL's e^x where it is there
+                exps[start:stop].sum(axis=1, out=sums[start:stop])
 
     parallel.over_rows(rows, z.shape[0], z.size, xp)
-    losses = xp.log(sums)
+    with np.errstate(divide="ignore"):  # log 0 of a row that underflowed, redone below
+        losses = xp.log(sums)
     losses -= z[xp.arange(z.shape[0]), labels]
     low, high = UNSHIFTED_SUMS
     if not (float(sums.min()) >= low and float(sums.max()) <= high):  # NaN too
