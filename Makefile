@@ -20,13 +20,12 @@ $(VENV)/.test: pyproject.toml | $(VENV)/bin/python
 
 # one BLAS (and PyTorch) thread a process: two pytest workers or MPI ranks share the two
 # cores, and on an Intel CPU the larger products run on MKL (needle/backend_ndarray/blas.py).
-# PyTorch's own conv backward, an oracle in tests/ops/test_conv.py, crashed a worker twice
-# in two-thread runs on a Xeon. On an AMD EPYC (2026-12-02) workers crashed in 4 of about
-# 12 one-thread suite runs: aborts inside torch's conv backward (three times), segfaults in
-# torch's backward, in garbage collection and building a model (once each), which points
-# to heap corruption; the cause is not found. A test whose worker crashed runs again on a
-# fresh worker (pytest-rerunfailures); a failed assertion is not rerun, and a test that
-# crashes three times still fails.
+# On an AMD EPYC (2026-12-02) pytest workers crashed in 4 of about 12 one-thread suite runs
+# (aborts in torch's conv backward, segfaults in garbage collection and building a model):
+# heap corruption by PyTorch's oneDNN kernels on CPUs without AVX-512, which the oracle no
+# longer calls (tests/conftest.py). A test whose worker crashes still runs again on a fresh
+# worker (pytest-rerunfailures), and pytest's summary counts it as a rerun; a failed
+# assertion is not rerun, and a test that crashes three times fails.
 ONE_THREAD := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 RERUN_CRASHES := --reruns 2 --only-rerun crashed
 

@@ -12,8 +12,9 @@ TIMEOUT = 60  # seconds; a hang would run into it
 
 # Each test runs a whole 2-rank mpiexec job. One such test failed once at stop 25 (then
 # passed 12 times in a row), and one job ended with no output at all at stop 26
-# (returncode 1, stderr empty) on a machine whose pytest workers were also crashing (see
-# the Makefile). A test that fails three times still fails.
+# (returncode 1, stderr empty) on a machine whose pytest workers were also crashing from
+# heap corruption by PyTorch's oneDNN kernels (tests/conftest.py; these jobs run no torch,
+# so that cause is not theirs). A test that fails three times still fails.
 pytestmark = pytest.mark.flaky(reruns=2)
 
 
