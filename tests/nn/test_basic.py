@@ -70,7 +70,10 @@ def test_linear_rejects_wrong_features():
 ])
 def test_activations_and_reshapes_match_torch(module, reference):
     x = _f32(3, 2, 4)
-    check_torch(module, reference, x, rtol=1e-5, atol=1e-6, name=type(module).__name__)
+    # atol 3e-6: GELU("tanh")'s gradient is O(1) terms cancelling; on some draws of x
+    # (default_rng(301)) needle's and PyTorch's float32 gradients each err by ~2e-7 against
+    # float64 under the unit projection and differed by 1.07e-6 under check_torch's
+    check_torch(module, reference, x, rtol=1e-5, atol=3e-6, name=type(module).__name__)
     check_finite_differences(module, x.astype(np.float64) + 0.05, name=type(module).__name__)
 
 
