@@ -19,6 +19,37 @@ from .ndarray import NDArray, _wrap, array_sum
 Axes = Shape  # reduced axes, always a tuple here
 
 
+#: The longest rows ``per_channel`` lays channels-last memory out in (elements).
+WIDE_ROW_MAX = 1 << 16
+
+
+def per_channel(xp: Any, ufunc: Any, a: Any, v: Any, out: Any = None) -> Any:
+    """``ufunc(a, v, out=out)`` for a per-channel ``v`` (1, ..., 1, C) broadcast over a
+    C-contiguous ``a`` (..., C): as rows of the longest product of a's trailing axes up to
+    ``WIDE_ROW_MAX`` elements, against v tiled to that length. Any other a or v: as is.
+
+    Why: numpy runs such a broadcast one C-long inner loop at a time, which is slow for few
+    channels. BatchNorm2d(16) on (64, 28, 28, 16), one thread: a * v 0.34-0.48 ms, a * a
+    0.09 ms; as rows of 28 * 28 * 16 against v tiled 784 times, 0.11-0.14 ms (rows of
+    W * C: 0.16-0.19 ms; C=32 on (64, 14, 14, 32): 0.14 -> 0.06 ms). BatchNorm's forward
+    and backward take seven such passes, so the small MNIST CNN's step went 24.7 -> 22.3 ms
+    (medians of 8 alternating blocks in one process), ResNet9's 20.4 -> 18.6 ms."""
+    channels = a.shape[-1] if a.ndim else 0
+    if a.ndim < 3 or v.shape != (1,) * (a.ndim - 1) + (channels,) or \
+            not a.flags.c_contiguous or (out is not None and not out.flags.c_contiguous):
+        return ufunc(a, v, out=out)
+    row = channels
+    for size in reversed(a.shape[:-1]):
+        if row * size > WIDE_ROW_MAX:
+            break
+        row *= size
+    if row == channels or row == a.size:  # nothing to gain / the tile would be a whole pass
+        return ufunc(a, v, out=out)
+    tiled = xp.tile(v.reshape(-1), row // channels)
+    rows = ufunc(a.reshape(-1, row), tiled, out=None if out is None else out.reshape(-1, row))
+    return rows.reshape(a.shape)
+
+
 def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDArray,
                                                             NDArray]:
     """(h, mean, var, inv_std): h = (x - mean) inv_std over ``axes``, inv_std =
@@ -27,13 +58,13 @@ def normalize(x: NDArray, axes: Axes, eps: float) -> tuple[NDArray, NDArray, NDA
     n = math.prod(a.shape[i] for i in axes)
     mean = array_sum(xp, a, axes, keepdims=True)
     mean *= 1 / n
-    centered = a - mean
+    centered = per_channel(xp, xp.subtract, a, mean)
     var = array_sum(xp, xp.multiply(centered, centered), axes, keepdims=True)
     var *= 1 / n
     inv_std = var + eps
     xp.sqrt(inv_std, out=inv_std)
     xp.divide(1, inv_std, out=inv_std)
-    centered *= inv_std
+    per_channel(xp, xp.multiply, centered, inv_std, out=centered)
     device = x.device
     return (_wrap(centered, device), _wrap(mean, device), _wrap(var, device),
             _wrap(inv_std, device))
@@ -53,8 +84,9 @@ def _along(vector: NDArray, ndim: int, channel_axis: int) -> object:
 
 def affine(h: NDArray, weight: NDArray, bias: NDArray, channel_axis: int) -> NDArray:
     """h weight + bias, with (C,) weight and bias laid along ``channel_axis``."""
-    out = h._array * _along(weight, h.ndim, channel_axis)
-    out += _along(bias, h.ndim, channel_axis)
+    xp = h.device.module()
+    out = per_channel(xp, xp.multiply, h._array, _along(weight, h.ndim, channel_axis))
+    per_channel(xp, xp.add, out, _along(bias, h.ndim, channel_axis), out=out)
     return _wrap(out, h.device)
 
 
@@ -104,10 +136,10 @@ def normalize_affine_grad(g: NDArray, h: NDArray, inv_std: NDArray, axes: Axes,
     if others == tuple(sorted(a % ga.ndim for a in axes)):
         n = math.prod(ga.shape[i] for i in axes)
         shape = channel_shape(ga.ndim, channel_axis, weight.shape[0])
-        out = ha * (grad_weight.reshape(shape) * (-1 / n))
+        out = per_channel(xp, xp.multiply, ha, grad_weight.reshape(shape) * (-1 / n))
         out += ga
-        out -= grad_bias.reshape(shape) * (1 / n)
-        out *= inv_std._array * w
+        per_channel(xp, xp.subtract, out, grad_bias.reshape(shape) * (1 / n), out=out)
+        per_channel(xp, xp.multiply, out, inv_std._array * w, out=out)
     else:
         out = _normalize_grad(xp, ga * w, ha, inv_std._array, axes)
     device = g.device
