@@ -76,17 +76,29 @@ def _blas_threads() -> str | None:
     return None
 
 
-def cpu_vendor() -> str | None:
-    """The CPU's vendor as Linux's ``/proc/cpuinfo`` names it ("GenuineIntel",
-    "AuthenticAMD"), or None where that file does not say."""
+def _cpuinfo(field: str) -> str | None:
+    """The first CPU's ``field`` in Linux's ``/proc/cpuinfo``, or None where it does not say."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
-                if line.startswith("vendor_id"):
-                    return line.partition(":")[2].strip()
+                name, _, value = line.partition(":")
+                if name.strip() == field:
+                    return value.strip()
     except OSError:
         pass
     return None
+
+
+def cpu_vendor() -> str | None:
+    """The CPU's vendor as Linux's ``/proc/cpuinfo`` names it ("GenuineIntel",
+    "AuthenticAMD"), or None where that file does not say."""
+    return _cpuinfo("vendor_id")
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags in ``/proc/cpuinfo`` ("avx2", "avx512f", ...); empty where
+    that file does not say."""
+    return frozenset((_cpuinfo("flags") or "").split())
 
 
 def _load() -> Any:

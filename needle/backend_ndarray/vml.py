@@ -16,9 +16,10 @@ it (``fused.softmax_cross_entropy``); ``NDArray.exp`` does not: an attention mas
 sends every masked block back to numpy after two wasted reductions (run through MKL
 unchecked, the Transformer LM's step went 0.97x -> 1.13x PyTorch).
 
-When: as ``blas.py``'s ``auto`` for the library, but on every CPU: with one BLAS thread
-(MKL's sequential layer), the ``mkl`` extra installed, not in reference mode, unless
-``NEEDLE_VML=0`` (or ``ENABLED = False``).
+When: as ``blas.py``'s ``auto`` for the library, but on Intel's CPUs and on any without
+AVX-512 (``faster_than_numpy``; an AMD EPYC with AVX-512 runs numpy's e^x 2.5x faster than
+MKL's): with one BLAS thread (MKL's sequential layer), the ``mkl`` extra installed, not in
+reference mode, unless ``NEEDLE_VML=0`` (or ``ENABLED = False``).
 """
 
 from __future__ import annotations
@@ -49,9 +50,18 @@ def open_vml() -> Any:
     return lib
 
 
+def faster_than_numpy() -> bool:
+    """Whether MKL's e^x beats numpy's on this CPU: on an Intel CPU and on one without
+    AVX-512, not on an AMD CPU with it, where numpy's float32 e^x runs on AVX-512 and MKL's
+    does not (an AMD EPYC with AVX-512, 131,072 elements: numpy 65-76 us, MKL 175-185)."""
+    return blas.cpu_vendor() == "GenuineIntel" or "avx512f" not in blas.cpu_flags()
+
+
 def _load() -> Any:
-    """``open_vml()`` unless there is more than one BLAS thread or ``NEEDLE_VML=0``."""
-    if os.environ.get("NEEDLE_VML", "1") == "0" or blas._blas_threads() != "1":
+    """``open_vml()`` with one BLAS thread where it is ``faster_than_numpy()``, unless
+    ``NEEDLE_VML=0``."""
+    if os.environ.get("NEEDLE_VML", "1") == "0" or blas._blas_threads() != "1" or \
+            not faster_than_numpy():
         return None
     return open_vml()
 

@@ -259,3 +259,13 @@ def test_the_cpu_vendor_is_read_from_proc_cpuinfo():
     except OSError:
         vendors = set()
     assert blas.cpu_vendor() == (vendors.pop() if vendors else None)
+
+
+def test_the_cpu_flags_are_read_from_proc_cpuinfo():
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line.split(":")[1].split() for line in info
+                          if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    assert blas.cpu_flags() == frozenset(flags)

@@ -78,3 +78,20 @@ def test_everything_else_goes_to_numpy(counted, case):
         vml.exp(np, a, out)
     np.testing.assert_allclose(out, np.exp(a), rtol=1e-6)
     assert counted == []
+
+
+@needs_mkl
+@pytest.mark.parametrize("vendor, flags, loads", [
+    ("GenuineIntel", {"avx2", "avx512f"}, True),   # the Xeon: MKL 1.1x numpy
+    ("AuthenticAMD", {"avx2"}, True),              # the AVX2 EPYC: 1.0 against 1.3-1.6 ns
+    ("AuthenticAMD", {"avx2", "avx512f"}, False),  # the AVX-512 EPYC: MKL 2.5x slower
+    (None, frozenset(), True),
+])
+def test_mkl_exp_is_loaded_where_it_beats_numpy(monkeypatch, vendor, flags, loads):
+    monkeypatch.delenv("NEEDLE_VML", raising=False)
+    monkeypatch.setattr(vml.blas, "_blas_threads", lambda: "1")
+    monkeypatch.setattr(vml.blas, "cpu_vendor", lambda: vendor)
+    monkeypatch.setattr(vml.blas, "cpu_flags", lambda: frozenset(flags))
+    assert (vml._load() is not None) == loads
+    monkeypatch.setenv("NEEDLE_VML", "0")
+    assert vml._load() is None
