@@ -108,3 +108,29 @@ def test_ties_in_windows_of_more_than_255_elements_share_the_gradient(k):
     x = ndl.Tensor(np.zeros((1, k, k, 2), np.float32), requires_grad=True)
     ops.max_pool(x, k).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), np.full((1, k, k, 2), 1 / k ** 2), rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 3), h=st.integers(1, 4), w=st.integers(1, 4), c=st.integers(1, 5),
+       k=st.integers(1, 4), ties=st.booleans(), seed=st.integers(0, 2**31))
+def test_the_gradient_by_rows_equals_the_per_offset_loop_bitwise(n, h, w, c, k, ties, seed):
+    """``_routed_by_rows`` (windows covering a contiguous input) gives bitwise the values of
+    the per-offset loop, ties of every count (1/3 included) and NaN windows too."""
+    from needle.ops.fused import pool
+
+    rng = np.random.default_rng(seed)
+    shape = (n, h * k, w * k, c)
+    values = rng.integers(0, 3, shape) if ties else rng.standard_normal(shape)
+    values = values.astype(np.float32)
+    values.flat[rng.integers(0, values.size)] = np.nan
+    a = ndl.Tensor(values)
+    y = ops.max_pool(a, k)
+    g = ndl.Tensor(rng.standard_normal(y.shape).astype(np.float32))
+    routed = {}
+    for by_rows in (True, False):
+        pool.BY_ROWS = by_rows
+        try:
+            routed[by_rows] = ops.MaxPoolGrad(k)(g, a, y).numpy()
+        finally:
+            pool.BY_ROWS = True
+    np.testing.assert_array_equal(routed[True], routed[False])

@@ -58,6 +58,36 @@ def _shares(a: Any, y: Any, k: int, xp: Any) -> list[Any]:
     return hits if inverse_ties is None else [hit * inverse_ties for hit in hits]
 
 
+#: MaxPoolGrad's windows in whole rows (``_routed_by_rows``) where they cover a contiguous
+#: input; False: the per-offset loop alone (the same values).
+BY_ROWS = True
+
+
+def _routed_by_rows(xp: Any, g: Any, a: Any, y: Any, k: int) -> Any:
+    """MaxPoolGrad's values for a C-contiguous a (N, H, W, C) whose k×k windows cover it:
+    g (N, H/k, W/k, C) routed to the maxima y, shared among ties as ``_routing`` does.
+
+    a is viewed as (N, H/k, k, W/k, k C): window row i of a row of windows is then one
+    contiguous run of W C values, matched against y repeated k times along its last axis (y
+    for every column j). So numpy's loops run W C values long, not C as over the strided
+    offsets. The small MNIST CNN's first pooling, (64, 28, 28, 16) after a ReLU: 3.6 -> 2.2
+    ms (medians of 8 alternating runs; its second, (64, 14, 14, 32), 0.65 -> 0.62 ms); its
+    step 30.4 -> 28.7 and 27.4 -> 25.7 ms in two runs of 10 alternating blocks."""
+    n, h, w, c = a.shape
+    rows = a.reshape(n, h // k, k, w // k, k * c)
+    hits = rows == xp.tile(y, (1, 1, 1, k))[:, :, None]   # (N, H/k, k, W/k, k C)
+    per_column = hits[:, :, 0].astype(xp.min_scalar_type(k * k))
+    for i in range(1, k):
+        per_column += hits[:, :, i]
+    count = per_column[..., :c].copy()                     # (N, H/k, W/k, C)
+    for j in range(1, k):
+        count += per_column[..., j * c:(j + 1) * c]
+    shared = g if not bool((count != 1).any()) else \
+        g * (1 / xp.maximum(count, 1).astype(y.dtype))
+    routed = xp.multiply(hits, xp.tile(shared, (1, 1, 1, k))[:, :, None], dtype=g.dtype)
+    return routed.reshape(a.shape)
+
+
 class MaxPool(TensorOp):
     """f(a) = the max of each k×k window of a (N, H, W, C), windows k apart:
     (N, H//k, W//k, C); df = g routed to each window's maxima (MaxPoolGrad)."""
@@ -84,6 +114,8 @@ class MaxPoolGrad(TensorOp):
         xp, k = a.device.module(), self.kernel
         n, h, w, c = a.shape
         covered = h % k == 0 and w % k == 0  # else rows and columns past the windows get 0
+        if covered and BY_ROWS and a._array.flags.c_contiguous:
+            return _wrap(_routed_by_rows(xp, g._array, a._array, y._array, k), a.device)
         out = xp.empty(a.shape, dtype=g.dtype) if covered else xp.zeros(a.shape, dtype=g.dtype)
         hits, inverse_ties = _routing(a._array, y._array, k, xp)
         shared = g._array if inverse_ties is None else g._array * inverse_ties
