@@ -46,9 +46,20 @@ def _routing(a: Any, y: Any, k: int, xp: Any) -> tuple[list[Any], Any]:
     count = hits[0].astype(xp.min_scalar_type(k * k))  # uint8 up to 15x15 windows
     for hit in hits[1:]:
         count += hit
+    return hits, _inverse_ties(count, y.dtype, xp)
+
+
+def _inverse_ties(count: Any, dtype: Any, xp: Any) -> Any:
+    """1/ties per window from the windows' counts of maxima (a NaN window's 0 counted as
+    1), or None when no window ties."""
     if not bool((count != 1).any()):
-        return hits, None
-    return hits, 1 / xp.maximum(count, 1).astype(y.dtype)
+        return None
+    return 1 / xp.maximum(count, 1).astype(dtype)
+
+
+def _shared(g: Any, inverse_ties: Any) -> Any:
+    """Each window's adjoint g split among its ties."""
+    return g if inverse_ties is None else g * inverse_ties
 
 
 def _shares(a: Any, y: Any, k: int, xp: Any) -> list[Any]:
@@ -82,8 +93,7 @@ def _routed_by_rows(xp: Any, g: Any, a: Any, y: Any, k: int) -> Any:
     count = per_column[..., :c].copy()                     # (N, H/k, W/k, C)
     for j in range(1, k):
         count += per_column[..., j * c:(j + 1) * c]
-    shared = g if not bool((count != 1).any()) else \
-        g * (1 / xp.maximum(count, 1).astype(y.dtype))
+    shared = _shared(g, _inverse_ties(count, y.dtype, xp))
     routed = xp.multiply(hits, xp.tile(shared, (1, 1, 1, k))[:, :, None], dtype=g.dtype)
     return routed.reshape(a.shape)
 
@@ -118,7 +128,7 @@ class MaxPoolGrad(TensorOp):
             return _wrap(_routed_by_rows(xp, g._array, a._array, y._array, k), a.device)
         out = xp.empty(a.shape, dtype=g.dtype) if covered else xp.zeros(a.shape, dtype=g.dtype)
         hits, inverse_ties = _routing(a._array, y._array, k, xp)
-        shared = g._array if inverse_ties is None else g._array * inverse_ties
+        shared = _shared(g._array, inverse_ties)
         for target, hit in zip(_offsets(out, k), hits):
             xp.multiply(hit, shared, out=target)
         return _wrap(out, a.device)
