@@ -34,11 +34,10 @@ def per_channel(xp: Any, ufunc: Any, a: Any, v: Any, out: Any = None) -> Any:
     W * C: 0.16-0.19 ms; C=32 on (64, 14, 14, 32): 0.14 -> 0.06 ms). BatchNorm's forward
     and backward take seven such passes, so the small MNIST CNN's step went 24.7 -> 22.3 ms
     (medians of 8 alternating blocks in one process), ResNet9's 20.4 -> 18.6 ms."""
-    channels = a.shape[-1] if a.ndim else 0
-    if a.ndim < 3 or v.shape != (1,) * (a.ndim - 1) + (channels,) or \
+    if a.ndim < 3 or v.shape != (1,) * (a.ndim - 1) + a.shape[-1:] or \
             not a.flags.c_contiguous or (out is not None and not out.flags.c_contiguous):
         return ufunc(a, v, out=out)
-    row = channels
+    row = channels = a.shape[-1]
     for size in reversed(a.shape[:-1]):
         if row * size > WIDE_ROW_MAX:
             break
