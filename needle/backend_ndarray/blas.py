@@ -39,6 +39,7 @@ every benchmark step ran faster on OpenBLAS there (LSTM LM 1.11× → 1.04× PyT
 from __future__ import annotations
 
 import ctypes
+import functools
 import glob
 import os
 import sys
@@ -76,17 +77,24 @@ def _blas_threads() -> str | None:
     return None
 
 
-def _cpuinfo(field: str) -> str | None:
-    """The first CPU's ``field`` in Linux's ``/proc/cpuinfo``, or None where it does not say."""
+@functools.cache
+def _first_cpu() -> dict[str, str]:
+    """Each field's first value in Linux's ``/proc/cpuinfo`` (the first CPU's), read once:
+    ``blas`` and ``vml`` both ask at import; none where there is no such file."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
                 name, _, value = line.partition(":")
-                if name.strip() == field:
-                    return value.strip()
+                fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
-    return None
+    return fields
+
+
+def _cpuinfo(field: str) -> str | None:
+    """The first CPU's ``field`` in Linux's ``/proc/cpuinfo``, or None where it does not say."""
+    return _first_cpu().get(field)
 
 
 def cpu_vendor() -> str | None:
