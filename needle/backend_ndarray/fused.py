@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from . import parallel, vml
+from . import blas, parallel, vml
 from .device import Shape
-from .ndarray import NDArray, _wrap, array_sum
+from .ndarray import NDArray, _blas_ready, _wrap, array_sum
 
 Axes = Shape  # reduced axes, always a tuple here
 
@@ -167,11 +167,36 @@ def multiply_where_positive(g: NDArray, y: NDArray) -> NDArray:
 
 
 def matmul_add(a: NDArray, b: NDArray, bias: NDArray) -> NDArray:
-    """a @ b + bias, the bias (broadcast over rows, e.g. (1, n) or (n,)) added in place to
-    the fresh product: one allocation."""
-    out = a @ b
-    out._array += bias._array
-    return out
+    """a @ b + bias for a (N, in) and b (in, out), the bias (broadcast over rows, e.g.
+    (1, out) or (out,)) added in place to the fresh product: one allocation."""
+    a._check_device(b)
+    if a.shape[-1] != b.shape[0]:
+        raise ValueError(f"matmul: inner dimensions differ: {a.shape} @ {b.shape}")
+    out = product(a.device.module(), a._array, b._array)
+    out += bias._array
+    return _wrap(out, a.device)
+
+
+def product(xp: Any, a: Any, b: Any) -> Any:
+    """a @ b of two arrays of module ``xp`` as ``NDArray.__matmul__`` computes it (the same
+    BLAS call on the same operands), without its checks: for fused ops whose operands'
+    shapes are known to fit. In a small layer the op's wrappers are a sixth of the time
+    (MLP-ResNet's g W^T, (128, 50) x (50, 100): ``MatMul.compute`` 22.8 µs, this 19.2 µs,
+    the bare ``np.matmul`` 18.8 µs)."""
+    return blas.matmul(xp, _blas_ready(a, xp), _blas_ready(b, xp))
+
+
+def linear_adjoints(g: NDArray, x: NDArray, w: NDArray, needs: tuple[bool, bool, bool],
+                    bias_keepdims: bool) -> tuple[NDArray | None, ...]:
+    """(g W^T, x^T g, the sum of g over rows) for g (N, out) the adjoint of x W + b, x (N,
+    in), W (in, out), each only where ``needs`` says: the values of Linear's gradient ops
+    (``MatMul`` with a transposed operand, ``Summation`` over axis 0), by the same calls,
+    for a backward pass that records nothing."""
+    xp, ga, device = g.device.module(), g._array, g.device
+    grads = (product(xp, ga, w._array.T) if needs[0] else None,
+             product(xp, x._array.T, ga) if needs[1] else None,
+             array_sum(xp, ga, (0,), keepdims=bias_keepdims) if needs[2] else None)
+    return tuple(None if a is None else _wrap(a, device) for a in grads)
 
 
 #: Elements per block of rows in ``row_blocks``: 512 KiB of float32, within the L2 cache.

@@ -45,3 +45,25 @@ def test_linear_rejects_bad_shapes():
         ops.linear(x, ndl.Tensor(np.zeros((3, 4))))
     with pytest.raises(ValueError, match=r"bias must have shape \(4,\) or \(1, 4\), got \(2, 4\)"):
         ops.linear(x, w, ndl.Tensor(np.zeros((2, 4))))
+
+
+@pytest.mark.parametrize("bias_shape", [(4,), (1, 4)])
+@pytest.mark.parametrize("x_grad", [True, False])
+def test_linear_gradient_on_arrays_equals_the_recorded_ops_bitwise(bias_shape, x_grad):
+    """A backward pass that records nothing takes Linear's adjoints on arrays
+    (``fused.linear_adjoints``); one with ``create_graph`` builds MatMul and Summation
+    nodes. The same values, bit for bit, also for a broadcast adjoint (a plain ``sum()``)
+    and an input that needs no gradient."""
+    local = np.random.default_rng(5)
+    values = [local.standard_normal(s).astype(np.float32) for s in ((6, 3), (3, 4), bias_shape)]
+    for loss in (lambda y: y.sum(), lambda y: (y * y).sum()):
+        grads = []
+        for create_graph in (False, True):
+            x, w, b = (ndl.Tensor(v, requires_grad=g) for v, g in zip(values, (x_grad, 1, 1)))
+            loss(ops.linear(x, w, b)).backward(create_graph=create_graph)
+            grads.append([None if t.grad is None else t.grad.numpy() for t in (x, w, b)])
+        assert (grads[0][0] is None) == (not x_grad)
+        for on_arrays, recorded in zip(*grads):
+            if on_arrays is not None:
+                np.testing.assert_array_equal(on_arrays, recorded)
+                assert on_arrays.dtype == np.float32

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ...autograd import NDArray, Tensor, TensorOp
 from ...backend_ndarray import fused
+from ...grad_mode import is_grad_enabled
 from ..matmul import MatMul
 from ..reduce import summation
 from ...reference import replaces
@@ -22,6 +23,12 @@ class Linear(TensorOp):
         return fused.matmul_add(x, weight, bias)
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
+        if not is_grad_enabled():  # nothing is recorded: the same products, without nodes
+            x, weight, bias = node.inputs
+            grads = fused.linear_adjoints(
+                out_grad.cached_data, x.cached_data, weight.cached_data,
+                (x.requires_grad, weight.requires_grad, bias.requires_grad), bias.ndim == 2)
+            return tuple(None if a is None else Tensor.make_const(a) for a in grads)
         return linear_gradients(out_grad, *node.inputs)
 
 

@@ -18,8 +18,6 @@ from typing import Any
 from ...autograd import NDArray, Tensor, TensorOp
 from ...backend_ndarray import fused
 from ...grad_mode import is_grad_enabled
-from ..matmul import MatMul
-from ..reduce import Summation
 from .activation import ReLUGrad
 from .conv_bn import Recorded
 from .linear import Linear, linear_gradients
@@ -75,13 +73,9 @@ class LinearBatchNorm(TensorOp):
             g = ReLUGrad().compute(g, node.cached_data)
         g_y, g_gamma, g_beta = NormalizeAffineGrad(AXES, self.eps, 1).compute(
             g, node.saved[0], gamma.cached_data, h, inv_std)
-        grads = (MatMul(transpose_b=True).compute(g_y, w.cached_data) if x.requires_grad
-                 else None,
-                 MatMul(transpose_a=True).compute(x.cached_data, g_y) if w.requires_grad
-                 else None,
-                 Summation(AXES, keepdims=b.ndim == 2).compute(g_y) if b.requires_grad
-                 else None,
-                 g_gamma, g_beta)
+        grads = (*fused.linear_adjoints(g_y, x.cached_data, w.cached_data,
+                                        (x.requires_grad, w.requires_grad, b.requires_grad),
+                                        bias_keepdims=b.ndim == 2), g_gamma, g_beta)
         return tuple(None if a is None else Tensor.make_const(a) for a in grads)
 
 
