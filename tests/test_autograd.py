@@ -7,6 +7,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import needle as ndl
 from needle import autograd
@@ -78,6 +80,43 @@ def test_find_topo_sort_puts_inputs_first_and_visits_each_node_once():
     for node in order:
         assert all(position[id(i)] < position[id(node)] for i in node.inputs)
     assert order[0] is x and order[-1] is out
+
+
+class _Node:
+    def __init__(self, inputs):
+        self.inputs = tuple(inputs)
+
+
+def _recursive_topo_sort(roots):
+    """The textbook order: a post-order depth-first search, first input first."""
+    order, visited = [], set()
+
+    def visit(node):
+        if id(node) not in visited:
+            visited.add(id(node))
+            for x in node.inputs:
+                visit(x)
+            order.append(node)
+
+    for root in roots:
+        visit(root)
+    return order
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_find_topo_sort_is_the_recursive_post_order(data):
+    """The order decides in which order a node's adjoints are summed, so the iterative
+    walk must give exactly the recursive one's, on DAGs with shared and repeated inputs."""
+    nodes = []
+    for _ in range(data.draw(st.integers(1, 25))):
+        picks = data.draw(st.lists(st.integers(0, len(nodes) - 1), max_size=3)) if nodes \
+            else []
+        nodes.append(_Node([nodes[i] for i in picks]))
+    roots = [nodes[i] for i in data.draw(st.lists(st.integers(0, len(nodes) - 1), min_size=1,
+                                                  max_size=3))]
+    assert [id(n) for n in autograd.find_topo_sort(roots)] == \
+        [id(n) for n in _recursive_topo_sort(roots)]
 
 
 @pytest.mark.slow  # 50,000 nodes
