@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd import Tensor
-from ..backend_ndarray import Device, default_device
+from ..backend_ndarray import Device, NDArray, default_device
 
 
 def _from_host(array: np.ndarray, device: Device | None, dtype: Any,
@@ -42,9 +42,19 @@ def randn(*shape: int, mean: float = 0.0, std: float = 1.0, device: Device | Non
 def randb(*shape: int, p: float = 0.5, device: Device | None = None, dtype: Any = "bool",
           requires_grad: bool = False) -> Tensor:
     """Bernoulli(p) booleans: ``np.random.rand(*shape) <= p``."""
+    return _from_host(_bernoulli(shape, p), device, dtype, requires_grad)
+
+
+def bernoulli_mask(shape: tuple[int, ...], p: float, device: Device) -> NDArray:
+    """``randb``'s booleans (the same draws) as an NDArray on ``device``, without the
+    Tensor around them: Dropout's mask, made every training step."""
+    return NDArray(_bernoulli(shape, p), device=device, dtype=bool)
+
+
+def _bernoulli(shape: tuple[int, ...], p: float) -> np.ndarray:
     if not 0 <= p <= 1:
         raise ValueError(f"randb: p must be a probability in [0, 1], got {p}")
-    return _from_host(np.random.rand(*shape) <= p, device, dtype, requires_grad)
+    return np.random.rand(*shape) <= p
 
 
 def constant(*shape: int, c: float = 1.0, device: Device | None = None, dtype: Any = "float32",

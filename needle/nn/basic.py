@@ -267,7 +267,8 @@ class BatchNorm1d(Module):
         """running = (1 - momentum) running + momentum batch, for the mean and the variance
         (fresh arrays: a running statistic read earlier keeps its value)."""
         for running, batch in ((self.running_mean, mean), (self.running_var, var)):
-            running.data = fused.moving_average(running.cached_data, batch, self.momentum)
+            running.cached_data = fused.moving_average(running.cached_data, batch,
+                                                       self.momentum)  # as .data = does
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}, momentum={self.momentum}"
@@ -295,6 +296,14 @@ class LayerNorm1d(Module):
         return f"{self.dim}, eps={self.eps}"
 
 
+def dropout_mask(x: Tensor, p: float) -> Tensor:
+    """The constant that dropout multiplies x by: randb(*x.shape, p=1-p) / (1-p) in x's
+    dtype, the same draws as ``init.randb`` made without a Tensor around them, the scale
+    cast in one pass (``fused.scaled_mask``)."""
+    keep = init.bernoulli_mask(x.shape, 1 - p, x.device)
+    return Tensor.make_const(fused.scaled_mask(keep, 1 / (1 - p), x.dtype))
+
+
 class Dropout(Module):
     """In training, zeroes each element with probability p and scales the rest by
     1/(1-p): x * randb(*x.shape, p=1-p) / (1-p), with the scale folded into the mask.
@@ -309,9 +318,7 @@ class Dropout(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
             return x
-        keep = init.randb(*x.shape, p=1 - self.p, device=x.device)
-        mask = Tensor.make_const(fused.scaled_mask(keep.cached_data, 1 / (1 - self.p), x.dtype))
-        return x * mask
+        return x * dropout_mask(x, self.p)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import init, ops
 from ..autograd import Tensor
+from .basic import dropout_mask
 from .conv import (NCHW_TO_NHWC, NHWC_TO_NCHW, AvgPool2d, IntPair, MaxPool2d, Padding,
                    conv2d_nhwc, conv_transpose2d_nhwc)
 from .loss import _check_reduction, _reduce, cross_entropy
@@ -64,8 +65,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         return x
     if not 0 <= p < 1:
         raise ValueError(f"dropout probability must be in [0, 1), got {p}")
-    keep = init.randb(*x.shape, p=1 - p, device=x.device)
-    return x * Tensor.make_const(keep.cached_data.astype(x.dtype) * (1 / (1 - p)))
+    return x * dropout_mask(x, p)
 
 
 def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: IntPair = 1,

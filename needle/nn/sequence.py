@@ -18,6 +18,7 @@ from .. import init, ops
 from ..autograd import Tensor, no_grad
 from ..reference import is_reference_mode
 from ..backend_ndarray import Device
+from .basic import dropout_mask
 from .module import Module, Parameter
 
 State = Any  # h (batch, hidden) for RNN and GRU cells, (h, c) for LSTM cells
@@ -280,8 +281,7 @@ class _RecurrentNetwork(Module):
         """The input of ``layer``: the layer below's output with dropout in training."""
         if not (layer and self.dropout and self.training):
             return x
-        keep = init.randb(*x.shape, p=1 - self.dropout, device=x.device)
-        return x * Tensor.make_const(keep.cached_data.astype(x.dtype) * (1 / (1 - self.dropout)))
+        return x * dropout_mask(x, self.dropout)
 
     def extra_repr(self) -> str:
         extra = (", batch_first=True" if self.batch_first else "") + \
