@@ -24,12 +24,22 @@ class Linear(TensorOp):
 
     def gradient(self, out_grad: Tensor, node: Tensor) -> tuple[Tensor | None, ...]:
         if not is_grad_enabled():  # nothing is recorded: the same products, without nodes
-            x, weight, bias = node.inputs
-            grads = fused.linear_adjoints(
-                out_grad.cached_data, x.cached_data, weight.cached_data,
-                (x.requires_grad, weight.requires_grad, bias.requires_grad), bias.ndim == 2)
-            return tuple(None if a is None else Tensor.make_const(a) for a in grads)
+            return constants(linear_adjoints_of(out_grad.cached_data, *node.inputs))
         return linear_gradients(out_grad, *node.inputs)
+
+
+def linear_adjoints_of(g: NDArray, x: Tensor, weight: Tensor,
+                       bias: Tensor) -> tuple[NDArray | None, ...]:
+    """``fused.linear_adjoints`` of g for the inputs of a Linear node, each where it needs a
+    gradient."""
+    return fused.linear_adjoints(g, x.cached_data, weight.cached_data,
+                                 (x.requires_grad, weight.requires_grad, bias.requires_grad),
+                                 bias_keepdims=bias.ndim == 2)
+
+
+def constants(arrays: tuple[NDArray | None, ...]) -> tuple[Tensor | None, ...]:
+    """Each array as a constant Tensor (None stays None): adjoints computed on arrays."""
+    return tuple(None if a is None else Tensor.make_const(a) for a in arrays)
 
 
 def linear_gradients(out_grad: Tensor, x: Tensor, weight: Tensor,

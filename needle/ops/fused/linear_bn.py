@@ -20,7 +20,7 @@ from ...backend_ndarray import fused
 from ...grad_mode import is_grad_enabled
 from .activation import ReLUGrad
 from .conv_bn import Recorded
-from .linear import Linear, linear_gradients
+from .linear import Linear, constants, linear_adjoints_of, linear_gradients
 from .normalization import NormalizeAffineGrad
 
 AXES = (0,)  # the statistics run over the batch
@@ -73,10 +73,7 @@ class LinearBatchNorm(TensorOp):
             g = ReLUGrad().compute(g, node.cached_data)
         g_y, g_gamma, g_beta = NormalizeAffineGrad(AXES, self.eps, 1).compute(
             g, node.saved[0], gamma.cached_data, h, inv_std)
-        grads = (*fused.linear_adjoints(g_y, x.cached_data, w.cached_data,
-                                        (x.requires_grad, w.requires_grad, b.requires_grad),
-                                        bias_keepdims=b.ndim == 2), g_gamma, g_beta)
-        return tuple(None if a is None else Tensor.make_const(a) for a in grads)
+        return constants((*linear_adjoints_of(g_y, x, w, b), g_gamma, g_beta))
 
 
 def linear_batch_norm(x: Tensor, w: Tensor, b: Tensor, gamma: Tensor, beta: Tensor,
