@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import traceback
 from typing import Any, Iterator, TypeVar
 
@@ -34,6 +35,10 @@ Array = TypeVar("Array", Tensor, NDArray, np.ndarray)
 # environment variables that MPI launchers set in the processes they start
 LAUNCHER_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MV2_COMM_WORLD_SIZE")
 REDUCE_OPS = ("sum", "mean")
+# MPI_Abort tears the job down at once: the launcher (hydra) can drop what a rank wrote just
+# before, still in the pipe it forwards from, and the job then ends with no message (seen in
+# CI: exit status 2, empty stderr). The aborting rank waits this long for it to be forwarded.
+ABORT_GRACE_S = 0.5
 
 _comm: Any = None  # mpi4py's COMM_WORLD under a launcher, else None
 _initialized = False
@@ -199,6 +204,7 @@ def abort(code: int = 1) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     if world_size() > 1:
+        time.sleep(ABORT_GRACE_S)  # let the launcher forward this rank's last words
         _comm.Abort(code)
     raise SystemExit(code)
 
